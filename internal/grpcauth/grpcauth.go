@@ -1,0 +1,104 @@
+// Package grpcauth connects token verification to gRPC: it reads the bearer
+// token from request metadata, asks an Authenticator whether it is good, and
+// puts the verified claims into the request's context, as the AuthFunc of
+// go-grpc-middleware v2's auth interceptor. Handlers read the caller from
+// the context with ClaimsFrom; nothing else identifies a caller.
+package grpcauth
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/tokencart/tokencart/internal/token"
+)
+
+// Authenticator decides whether a raw access token is acceptable now:
+// signature, claims and revocation. An error means it is not; an error
+// carrying a gRPC status (such as Unavailable, when the authenticator cannot
+// check revocation) is passed to the client as is, any other becomes
+// Unauthenticated.
+type Authenticator interface {
+	Authenticate(ctx context.Context, raw string) (token.Claims, error)
+}
+
+// Errors the interceptor returns, declared once.
+var (
+	errMissingToken = status.Error(codes.Unauthenticated, "missing bearer token")
+	errBadHeader    = status.Error(codes.Unauthenticated, "malformed authorization metadata: want one \"Bearer <token>\" value")
+	errTooLarge     = status.Error(codes.Unauthenticated, "bearer token too large")
+	errInvalidToken = status.Error(codes.Unauthenticated, "invalid or revoked token")
+)
+
+type claimsKey struct{}
+
+// WithClaims returns ctx carrying c.
+func WithClaims(ctx context.Context, c token.Claims) context.Context {
+	return context.WithValue(ctx, claimsKey{}, c)
+}
+
+// ClaimsFrom returns the verified claims of the caller, if the request was
+// authenticated.
+func ClaimsFrom(ctx context.Context) (token.Claims, bool) {
+	c, ok := ctx.Value(claimsKey{}).(token.Claims)
+	return c, ok
+}
+
+// BearerToken returns the token of the request's single authorization
+// metadata value "Bearer <token>". The scheme is matched without regard to
+// case (RFC 7235); a missing, repeated or malformed value is Unauthenticated.
+func BearerToken(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	switch {
+	case len(vals) == 0:
+		return "", errMissingToken
+	case len(vals) > 1:
+		return "", errBadHeader
+	}
+	scheme, raw, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" || strings.ContainsAny(raw, " \t") {
+		return "", errBadHeader
+	}
+	if len(raw) > token.MaxSize {
+		return "", errTooLarge
+	}
+	return raw, nil
+}
+
+// AuthFunc returns the go-grpc-middleware auth function that authenticates
+// every request it sees with a.
+func AuthFunc(a Authenticator) auth.AuthFunc {
+	return func(ctx context.Context) (context.Context, error) {
+		raw, err := BearerToken(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c, err := a.Authenticate(ctx, raw)
+		if err != nil {
+			if _, ok := status.FromError(err); ok && !errors.Is(err, context.Canceled) {
+				return nil, err
+			}
+			return nil, errInvalidToken
+		}
+		return WithClaims(ctx, c), nil
+	}
+}
+
+// RequireRole returns PermissionDenied unless the caller's claims carry
+// role, and Unauthenticated when the request carries no claims at all.
+func RequireRole(ctx context.Context, role string) error {
+	c, ok := ClaimsFrom(ctx)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "authentication required")
+	}
+	if !c.HasRole(role) {
+		return status.Errorf(codes.PermissionDenied, "the %s role is required", role)
+	}
+	return nil
+}
