@@ -53,7 +53,6 @@ func OpenPostgres(ctx context.Context, dsn string, m Migrations, log *slog.Logge
 	return pool, nil
 }
 
-
 func migratePostgres(ctx context.Context, pool *pgxpool.Pool, m Migrations, log *slog.Logger) error {
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()

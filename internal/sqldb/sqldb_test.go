@@ -105,4 +105,3 @@ func TestOpenPostgresHidesDSN(t *testing.T) {
 		t.Errorf("error %q leaks the DSN", got)
 	}
 }
-
