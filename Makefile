@@ -82,8 +82,8 @@ test: $(RUN_TOOLS) ## Run every test with the race detector.
 	PATH="$(TOOLS_DIR):$$PATH" go test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 .PHONY: run
-run: build ## Start the services on the embedded SQLite default; Ctrl-C stops them.
-	go run ./cmd/tokencart-run --bin $(BIN_DIR) --data ./var
+run: build $(RUN_TOOLS) ## Start authsvc and three catalogsvc replicas on SQLite; Ctrl-C stops them.
+	$(BIN_DIR)/tokencart-run --bin $(BIN_DIR) --data ./var --grpcurl $(GRPCURL)
 
 .PHONY: clean
 clean: ## Remove build output and installed tools.
