@@ -1,0 +1,116 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+)
+
+// errInternal is what a client sees when a handler panics; the panic itself
+// goes to the log.
+var errInternal = status.Error(codes.Internal, "internal error")
+
+// chain returns the server's interceptors, outermost first. The tracing span
+// is opened before them by the otelgrpc stats handler.
+//
+//  1. metrics: counts and times every call, including rejected and panicking ones;
+//  2. logging: one line per finished call (health checks at debug), with the
+//     code and, for a panic, its value and stack — never payloads or metadata;
+//  3. recovery: turns a panic anywhere below into codes.Internal. It sits
+//     here rather than innermost so panics in the auth func and the extra
+//     interceptors are caught too, and still logged and counted above;
+//  4. auth, skipped for public methods (only with WithAuth);
+//  5. the extra interceptors from WithUnaryInterceptors/WithStreamInterceptors.
+func (s *Server) chain(o *options, metrics *grpcprom.ServerMetrics) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+	exemplar := grpcprom.WithExemplarFromContext(traceExemplar)
+	logger := interceptorLogger(s.log)
+	logOpts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		logging.WithFieldsFromContext(traceFields),
+	}
+	rec := recovery.WithRecoveryHandlerContext(s.recoverPanic)
+
+	unary := []grpc.UnaryServerInterceptor{
+		metrics.UnaryServerInterceptor(exemplar),
+		logging.UnaryServerInterceptor(logger, logOpts...),
+		recovery.UnaryServerInterceptor(rec),
+	}
+	stream := []grpc.StreamServerInterceptor{
+		metrics.StreamServerInterceptor(exemplar),
+		logging.StreamServerInterceptor(logger, logOpts...),
+		recovery.StreamServerInterceptor(rec),
+	}
+	if o.authFn != nil {
+		needsAuth := selector.MatchFunc(s.needsAuth)
+		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(o.authFn), needsAuth))
+		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(o.authFn), needsAuth))
+	}
+	return append(unary, o.unary...), append(stream, o.stream...)
+}
+
+// needsAuth reports whether a call must be authenticated.
+func (s *Server) needsAuth(_ context.Context, c interceptors.CallMeta) bool {
+	return !s.public[c.FullMethod()] && !s.publicServices[c.Service]
+}
+
+// recoverPanic is the recovery handler. It attaches the panic and its stack
+// to the fields of the logging interceptor's "finished call" line, so the
+// failure is logged once, at error level, with the call's other fields.
+func (s *Server) recoverPanic(ctx context.Context, p any) error {
+	fields := logging.Fields{"panic", fmt.Sprint(p), "stack", string(debug.Stack())}
+	if logging.ExtractFields(ctx) != nil {
+		logging.AddFields(ctx, fields)
+	} else {
+		method, _ := grpc.Method(ctx)
+		s.log.ErrorContext(ctx, "recovered from panic", append(fields, "grpc.method", method)...)
+	}
+	return errInternal
+}
+
+// interceptorLogger adapts slog to the logging interceptor. Successful health
+// checks are logged at debug: probes call them every few seconds.
+func interceptorLogger(l *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		level := slog.Level(lvl)
+		if level < slog.LevelWarn && isHealthCall(ctx) {
+			level = slog.LevelDebug
+		}
+		l.Log(ctx, level, msg, fields...)
+	})
+}
+
+func isHealthCall(ctx context.Context) bool {
+	method, _ := grpc.Method(ctx)
+	return strings.HasPrefix(method, "/"+healthpb.Health_ServiceDesc.ServiceName+"/")
+}
+
+// traceFields adds the trace ID to log lines of sampled calls.
+func traceFields(ctx context.Context) logging.Fields {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
+		return logging.Fields{"trace_id", sc.TraceID().String()}
+	}
+	return nil
+}
+
+// traceExemplar links metric samples of sampled calls to their trace.
+func traceExemplar(ctx context.Context) prometheus.Labels {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
+		return prometheus.Labels{"trace_id": sc.TraceID().String()}
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+package serve
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Defaults applied by [New] to zero fields of [Config] (and used as flag
+// defaults by [RegisterFlags]).
+const (
+	defaultShutdownTimeout       = 15 * time.Second
+	defaultMaxConnectionAge      = 30 * time.Second
+	defaultMaxConnectionAgeGrace = 10 * time.Second
+	defaultMaxRecvMsgSize        = 1 << 20
+	defaultMaxConcurrentStreams  = 256
+	// flagDrainDelay is the production drain delay: long enough for
+	// Kubernetes to take the pod out of its Endpoints after SIGTERM.
+	flagDrainDelay = 5 * time.Second
+)
+
+// Config is the runtime configuration of a [Server]. Zero durations and sizes
+// mean "use the default"; negative values are invalid.
+type Config struct {
+	// Name is the service name used in logs and as the OpenTelemetry
+	// service.name, e.g. "catalogsvc". Required.
+	Name string
+	// GRPCAddr and AdminAddr are the listen addresses of the gRPC server and
+	// of the admin HTTP server (metrics, probes, pprof), e.g. ":8082" and
+	// ":9082". "127.0.0.1:0" picks a free port (see [Server.GRPCAddr]).
+	GRPCAddr, AdminAddr string
+	// DrainDelay is how long the server keeps accepting calls after shutdown
+	// begins while reporting NOT_SERVING, so load balancers and Kubernetes
+	// Endpoints stop routing to it before connections are closed. Default 0.
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds GracefulStop; after it in-flight calls are
+	// cancelled by Stop. Default 15s. DrainDelay+ShutdownTimeout should stay
+	// below the pod's terminationGracePeriodSeconds.
+	ShutdownTimeout time.Duration
+	// MaxConnectionAge and MaxConnectionAgeGrace make clients reconnect
+	// periodically so load spreads onto new replicas. Defaults 30s and 10s.
+	MaxConnectionAge, MaxConnectionAgeGrace time.Duration
+	// MaxRecvMsgSize is the largest request message accepted, in bytes;
+	// larger ones fail with ResourceExhausted. Default 1 MiB.
+	MaxRecvMsgSize int
+	// MaxConcurrentStreams limits concurrent calls per client connection.
+	// Default 256.
+	MaxConcurrentStreams uint32
+	// EnablePprof serves net/http/pprof under /debug/pprof/ on the admin port.
+	EnablePprof bool
+	// LogFormat ("text" or "json"; "" means text) and LogLevel configure the
+	// logger built by [Config.NewLogger].
+	LogFormat string
+	LogLevel  slog.Level
+	// Logger receives the server's logs. If nil, [New] uses
+	// c.NewLogger(os.Stderr).
+	Logger *slog.Logger
+}
+
+// RegisterFlags binds the fields of cfg to flags on fs, with defaultGRPC and
+// defaultAdmin as the listen address defaults and production defaults for the
+// rest (including a 5s drain delay). Mains call it, add their own flags, then
+// parse with envflag.Parse and check the result with [Config.Validate].
+func RegisterFlags(fs *flag.FlagSet, cfg *Config, defaultGRPC, defaultAdmin string) {
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", defaultGRPC, "gRPC listen address")
+	fs.StringVar(&cfg.AdminAddr, "admin-addr", defaultAdmin, "admin HTTP listen address (/metrics, /healthz, /readyz, /debug/pprof/)")
+	fs.DurationVar(&cfg.DrainDelay, "drain-delay", flagDrainDelay, "after SIGTERM, how long to report NOT_SERVING and keep serving before draining connections")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long to wait for in-flight calls before cancelling them")
+	fs.DurationVar(&cfg.MaxConnectionAge, "max-connection-age", defaultMaxConnectionAge, "close client connections after this age so clients rebalance across replicas")
+	fs.DurationVar(&cfg.MaxConnectionAgeGrace, "max-connection-age-grace", defaultMaxConnectionAgeGrace, "grace period for calls in flight on a connection closed for age")
+	fs.IntVar(&cfg.MaxRecvMsgSize, "max-recv-msg-size", defaultMaxRecvMsgSize, "largest accepted request message in bytes")
+	cfg.MaxConcurrentStreams = defaultMaxConcurrentStreams
+	fs.Var((*uint32Value)(&cfg.MaxConcurrentStreams), "max-concurrent-streams", "maximum concurrent calls per client connection")
+	fs.BoolVar(&cfg.EnablePprof, "pprof", false, "serve /debug/pprof/ on the admin port")
+	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
+	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+}
+
+// uint32Value is a flag.Value for a uint32.
+type uint32Value uint32
+
+func (v *uint32Value) String() string { return strconv.FormatUint(uint64(*v), 10) }
+
+func (v *uint32Value) Set(s string) error {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return errors.New("must be a whole number between 0 and 4294967295")
+	}
+	*v = uint32Value(n)
+	return nil
+}
+
+// Validate reports every invalid field of c, naming the flag that sets it.
+// Zero values are valid: they select the defaults.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("service name is required"))
+	}
+	errs = append(errs, validateAddr("grpc-addr", c.GRPCAddr), validateAddr("admin-addr", c.AdminAddr))
+	if c.GRPCAddr != "" && c.GRPCAddr == c.AdminAddr {
+		if _, port, err := net.SplitHostPort(c.GRPCAddr); err == nil && port != "0" {
+			errs = append(errs, fmt.Errorf("--grpc-addr and --admin-addr must differ, both are %q", c.GRPCAddr))
+		}
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"drain-delay", c.DrainDelay},
+		{"shutdown-timeout", c.ShutdownTimeout},
+		{"max-connection-age", c.MaxConnectionAge},
+		{"max-connection-age-grace", c.MaxConnectionAgeGrace},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("--%s must not be negative, got %v", d.flag, d.v))
+		}
+	}
+	if c.MaxRecvMsgSize < 0 {
+		errs = append(errs, fmt.Errorf("--max-recv-msg-size must not be negative, got %d", c.MaxRecvMsgSize))
+	}
+	switch c.LogFormat {
+	case "", "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid server configuration: %w", err)
+	}
+	return nil
+}
+
+func validateAddr(flagName, addr string) error {
+	if addr == "" {
+		return fmt.Errorf("--%s is required (host:port, e.g. :8080)", flagName)
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--%s %q is not host:port: %w", flagName, addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("--%s %q: port must be a number from 0 to 65535", flagName, addr)
+	}
+	return nil
+}
+
+// NewLogger returns a logger writing to w in c.LogFormat at c.LogLevel,
+// with a "service" attribute set to c.Name.
+func (c *Config) NewLogger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if c.LogFormat == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	l := slog.New(h)
+	if c.Name != "" {
+		l = l.With("service", c.Name)
+	}
+	return l
+}
+
+// withDefaults returns c with zero fields replaced by their defaults.
+func (c Config) withDefaults() Config {
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = defaultShutdownTimeout
+	}
+	if c.MaxConnectionAge == 0 {
+		c.MaxConnectionAge = defaultMaxConnectionAge
+	}
+	if c.MaxConnectionAgeGrace == 0 {
+		c.MaxConnectionAgeGrace = defaultMaxConnectionAgeGrace
+	}
+	if c.MaxRecvMsgSize == 0 {
+		c.MaxRecvMsgSize = defaultMaxRecvMsgSize
+	}
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = defaultMaxConcurrentStreams
+	}
+	return c
+}

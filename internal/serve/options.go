@@ -1,0 +1,102 @@
+package serve
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"google.golang.org/grpc"
+)
+
+// Option customises a [Server] built by [New].
+type Option func(*options)
+
+type options struct {
+	authSet      bool
+	authFn       auth.AuthFunc
+	public       []string
+	checks       []readinessCheck
+	routes       []route
+	unary        []grpc.UnaryServerInterceptor
+	stream       []grpc.StreamServerInterceptor
+	serverOpts   []grpc.ServerOption
+	pollInterval time.Duration
+}
+
+type readinessCheck struct {
+	name  string
+	check func(ctx context.Context) error
+}
+
+type route struct {
+	pattern string
+	handler http.Handler
+}
+
+// WithAuth authenticates every call with fn (typically the grpcauth package's
+// AuthFunc), except calls to the full method names in public (e.g.
+// "/tokencart.auth.v1.AuthService/Login") and to the gRPC health and
+// reflection services, which are always public. The list is fail-closed: a
+// method missing from it requires authentication, and [Server.Run] fails if a
+// public entry names no registered method.
+//
+// Without WithAuth there is no authentication at all: every method is public.
+//
+// A service implementation that has an AuthFuncOverride method (see
+// go-grpc-middleware's auth.ServiceAuthFuncOverride) replaces fn for its
+// non-public methods; tokencart services should not implement it.
+func WithAuth(fn auth.AuthFunc, public []string) Option {
+	return func(o *options) {
+		o.authSet = true
+		o.authFn = fn
+		o.public = append([]string(nil), public...)
+	}
+}
+
+// WithReadiness adds a readiness check (e.g. a database ping). The server is
+// ready, and reports SERVING in gRPC health for every service, only while
+// all checks pass; /readyz runs them on each request and names the first
+// that fails. Checks should honour ctx (each run is bounded by a timeout)
+// and be safe to call concurrently: the poller and /readyz both run them.
+func WithReadiness(name string, check func(ctx context.Context) error) Option {
+	return func(o *options) {
+		o.checks = append(o.checks, readinessCheck{name: name, check: check})
+	}
+}
+
+// WithHTTPHandler serves h for pattern (a [http.ServeMux] pattern) on the
+// admin port, e.g. "GET /.well-known/jwks.json". It must not clash with the
+// built-in routes.
+func WithHTTPHandler(pattern string, h http.Handler) Option {
+	return func(o *options) {
+		o.routes = append(o.routes, route{pattern: pattern, handler: h})
+	}
+}
+
+// WithUnaryInterceptors appends unary interceptors to the chain, inside
+// authentication (so they see the authenticated context) and inside panic
+// recovery.
+func WithUnaryInterceptors(i ...grpc.UnaryServerInterceptor) Option {
+	return func(o *options) {
+		o.unary = append(o.unary, i...)
+	}
+}
+
+// WithStreamInterceptors appends stream interceptors to the chain, inside
+// authentication and panic recovery.
+func WithStreamInterceptors(i ...grpc.StreamServerInterceptor) Option {
+	return func(o *options) {
+		o.stream = append(o.stream, i...)
+	}
+}
+
+// WithServerOptions adds grpc.ServerOptions such as grpc.Creds. They are
+// applied after the server's own options; add interceptors with
+// [WithUnaryInterceptors] and [WithStreamInterceptors] instead, so they run
+// inside authentication and recovery.
+func WithServerOptions(opts ...grpc.ServerOption) Option {
+	return func(o *options) {
+		o.serverOpts = append(o.serverOpts, opts...)
+	}
+}
