@@ -81,6 +81,10 @@ build: ## Build the binaries into bin/.
 test: $(RUN_TOOLS) ## Run every test with the race detector.
 	PATH="$(TOOLS_DIR):$$PATH" go test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
+.PHONY: chaos
+chaos: ## The long chaos run: minutes of kills, scaling, rotation and revocation per cart mode.
+	TOKENCART_CHAOS=long go test -count=1 -timeout 45m -run 'TestChaos' -v ./e2e/ | grep -v '^=== '
+
 .PHONY: run
 run: build $(RUN_TOOLS) ## Start authsvc and three catalogsvc replicas on SQLite; Ctrl-C stops them.
 	$(BIN_DIR)/tokencart-run --bin $(BIN_DIR) --data ./var --grpcurl $(GRPCURL)

@@ -13,10 +13,12 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -39,11 +41,12 @@ func run() error {
 	binDir := flag.String("bin", "bin", "directory holding the authsvc and catalogsvc binaries")
 	dataDir := flag.String("data", "var", "directory for the SQLite databases and the development key")
 	host := flag.String("host", "127.0.0.1", "address the services listen on")
-	replicas := flag.Int("replicas", 3, "number of catalogsvc replicas (gRPC ports 8082, 8083, ...)")
+	replicas := flag.Int("replicas", 3, "number of catalogsvc replicas")
+	port := flag.Int("port", 8081, "authsvc's gRPC port; catalogsvc replicas take the next ones, and each admin port is 1000 above its gRPC port")
 	grpcurl := flag.String("grpcurl", "grpcurl", "grpcurl command shown in the walkthrough")
 	flag.Parse()
-	if *replicas < 1 || *replicas > 9 {
-		fmt.Fprintln(os.Stderr, "tokencart-run: --replicas must be 1 to 9")
+	if *replicas < 1 || *replicas > 9 || *port < 1 || *port > 64000 {
+		fmt.Fprintln(os.Stderr, "tokencart-run: --replicas must be 1 to 9 and --port 1 to 64000")
 		os.Exit(2)
 	}
 
@@ -58,7 +61,7 @@ func run() error {
 		return err
 	}
 	out := cluster.NewOutput(os.Stdout)
-	authAddr := fmt.Sprintf("%s:8081", *host)
+	authAddr := fmt.Sprintf("%s:%d", *host, *port)
 	procs := []*cluster.Process{}
 	stopAll := func() {
 		// Replicas first, so they do not watch their authsvc go away.
@@ -75,7 +78,7 @@ func run() error {
 		Path: filepath.Join(*binDir, "authsvc"),
 		Args: []string{
 			"--grpc-addr", authAddr,
-			"--admin-addr", fmt.Sprintf("%s:9081", *host),
+			"--admin-addr", fmt.Sprintf("%s:%d", *host, *port+1000),
 			"--dsn", filepath.Join(*dataDir, "authsvc.db"),
 			"--bootstrap-admin", "admin@tokencart.local",
 		},
@@ -92,13 +95,13 @@ func run() error {
 
 	var catalogAddrs []string
 	for i := range *replicas {
-		addr := fmt.Sprintf("%s:%d", *host, 8082+i)
+		addr := fmt.Sprintf("%s:%d", *host, *port+1+i)
 		p, err := cluster.Start(cluster.Spec{
 			Name: fmt.Sprintf("catalogsvc-%d", i+1),
 			Path: filepath.Join(*binDir, "catalogsvc"),
 			Args: []string{
 				"--grpc-addr", addr,
-				"--admin-addr", fmt.Sprintf("%s:%d", *host, 9082+i),
+				"--admin-addr", fmt.Sprintf("%s:%d", *host, *port+1001+i),
 				"--dsn", filepath.Join(*dataDir, "catalogsvc.db"),
 				"--auth-addr", authAddr,
 			},
@@ -189,9 +192,12 @@ func grpcurlCommand(pinned string) string {
 func printBanner(authAddr string, catalogAddrs []string, commands []string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\ntokencart is running (Ctrl-C stops it)\n\n")
-	fmt.Fprintf(&b, "  authsvc     gRPC %s   admin http://%s\n", authAddr, strings.Replace(authAddr, ":8081", ":9081", 1))
-	for i, a := range catalogAddrs {
-		fmt.Fprintf(&b, "  catalogsvc  gRPC %s   admin http://%s\n", a, adminOf(a, 9082+i))
+	for _, a := range append([]string{authAddr}, catalogAddrs...) {
+		name := "catalogsvc"
+		if a == authAddr {
+			name = "authsvc"
+		}
+		fmt.Fprintf(&b, "  %-11s gRPC %s   admin http://%s/metrics\n", name, a, adminOf(a))
 	}
 	fmt.Fprintf(&b, "\nTry it (the cart is written through one replica and read through another):\n\n")
 	for _, c := range commands {
@@ -200,7 +206,9 @@ func printBanner(authAddr string, catalogAddrs []string, commands []string) {
 	fmt.Println(b.String())
 }
 
-func adminOf(grpcAddr string, port int) string {
-	host, _, _ := strings.Cut(grpcAddr, ":")
-	return fmt.Sprintf("%s:%d", host, port)
+// adminOf returns the admin address of a service at grpcAddr.
+func adminOf(grpcAddr string) string {
+	host, port, _ := net.SplitHostPort(grpcAddr)
+	p, _ := strconv.Atoi(port)
+	return net.JoinHostPort(host, strconv.Itoa(p+1000))
 }
