@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/tokencart/tokencart/internal/tlsconfig"
 )
 
 // Defaults applied by [New] to zero fields of [Config] (and used as flag
@@ -51,6 +54,26 @@ type Config struct {
 	// MaxConcurrentStreams limits concurrent calls per client connection.
 	// Default 256.
 	MaxConcurrentStreams uint32
+	// TLSCertFile and TLSKeyFile are PEM files of the gRPC port's
+	// certificate chain and private key. Set both to serve TLS 1.3 only
+	// (plaintext and older TLS clients are refused), or neither to serve
+	// plaintext. The pair is re-read when the files change, so rotated
+	// certificates apply to new connections without a restart.
+	//
+	// Kubernetes' gRPC probes speak plaintext only: with TLS on, probe the
+	// admin port's /readyz instead.
+	//
+	// The admin port stays plaintext either way. It carries no tokens or
+	// user data (pprof, off by default, is a debugging aid), it is bound
+	// separately so it need not be exposed by a Service (in Kubernetes it
+	// is reachable only inside the pod network, and NetworkPolicy narrows
+	// that to the kubelet and Prometheus), and probes and scrapers cannot
+	// present client certificates.
+	TLSCertFile, TLSKeyFile string
+	// TLSClientCAFile, a PEM bundle, turns on mutual TLS: every client must
+	// present a certificate issued by one of its CAs. It needs TLSCertFile.
+	// Use it for ports only other services call.
+	TLSClientCAFile string
 	// EnablePprof serves net/http/pprof under /debug/pprof/ on the admin port.
 	EnablePprof bool
 	// LogFormat ("text" or "json"; "" means text) and LogLevel configure the
@@ -76,6 +99,9 @@ func RegisterFlags(fs *flag.FlagSet, cfg *Config, defaultGRPC, defaultAdmin stri
 	fs.IntVar(&cfg.MaxRecvMsgSize, "max-recv-msg-size", defaultMaxRecvMsgSize, "largest accepted request message in bytes")
 	cfg.MaxConcurrentStreams = defaultMaxConcurrentStreams
 	fs.Var((*uint32Value)(&cfg.MaxConcurrentStreams), "max-concurrent-streams", "maximum concurrent calls per client connection")
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate chain for the gRPC port; with --tls-key, serve TLS 1.3 only (the admin port stays plaintext)")
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key for --tls-cert")
+	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca", "", "PEM CA bundle; when set, gRPC clients must present a certificate it issued (mutual TLS)")
 	fs.BoolVar(&cfg.EnablePprof, "pprof", false, "serve /debug/pprof/ on the admin port")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
@@ -96,7 +122,8 @@ func (v *uint32Value) Set(s string) error {
 }
 
 // Validate reports every invalid field of c, naming the flag that sets it.
-// Zero values are valid: they select the defaults.
+// Zero values are valid: they select the defaults. It reads the TLS files,
+// if set, so that an unreadable or mismatched one is a configuration error.
 func (c *Config) Validate() error {
 	var errs []error
 	if c.Name == "" {
@@ -129,10 +156,51 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat))
 	}
+	errs = append(errs, c.validateTLS())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid server configuration: %w", err)
 	}
 	return nil
+}
+
+// validateTLS checks the TLS flags and, when they are complete, that the
+// files load, so a bad path or a mismatched pair stops startup with a
+// message naming the flag.
+func (c *Config) validateTLS() error {
+	switch {
+	case c.TLSCertFile == "" && c.TLSKeyFile == "" && c.TLSClientCAFile == "":
+		return nil
+	case c.TLSCertFile == "" && c.TLSKeyFile == "":
+		return errors.New("--tls-client-ca needs --tls-cert and --tls-key: mutual TLS is TLS")
+	case c.TLSCertFile == "":
+		return errors.New("--tls-key needs --tls-cert")
+	case c.TLSKeyFile == "":
+		return errors.New("--tls-cert needs --tls-key")
+	}
+	if _, err := c.serverTLS(); err != nil {
+		return fmt.Errorf("--tls-cert, --tls-key or --tls-client-ca: %w", err)
+	}
+	return nil
+}
+
+// serverTLS returns the gRPC port's TLS configuration, or nil for
+// plaintext.
+func (c *Config) serverTLS() (*tls.Config, error) {
+	if c.TLSCertFile == "" && c.TLSKeyFile == "" {
+		return nil, nil
+	}
+	return tlsconfig.Server(c.TLSCertFile, c.TLSKeyFile, c.TLSClientCAFile)
+}
+
+// tlsMode describes the gRPC port's transport security for the log.
+func (c *Config) tlsMode() string {
+	switch {
+	case c.TLSClientCAFile != "":
+		return "mtls"
+	case c.TLSCertFile != "":
+		return "tls"
+	}
+	return "plaintext"
 }
 
 func validateAddr(flagName, addr string) error {

@@ -91,8 +91,9 @@ func WithStreamInterceptors(i ...grpc.StreamServerInterceptor) Option {
 	}
 }
 
-// WithServerOptions adds grpc.ServerOptions such as grpc.Creds. They are
-// applied after the server's own options; add interceptors with
+// WithServerOptions adds grpc.ServerOptions. They are applied after the
+// server's own options, so a grpc.Creds here replaces the TLS configured by
+// [Config.TLSCertFile]; prefer the Config fields. Add interceptors with
 // [WithUnaryInterceptors] and [WithStreamInterceptors] instead, so they run
 // inside authentication and recovery.
 func WithServerOptions(opts ...grpc.ServerOption) Option {

@@ -18,6 +18,11 @@
 // /healthz (liveness: always 200 while serving), /readyz (the readiness
 // checks), /debug/pprof/ when enabled, and the [WithHTTPHandler] routes.
 //
+// Transport security: with [Config.TLSCertFile] and [Config.TLSKeyFile] the
+// gRPC port serves TLS 1.3 only, and with [Config.TLSClientCAFile] it
+// requires client certificates (mutual TLS); see the tlsconfig package. The
+// admin port is always plaintext HTTP (see [Config.TLSCertFile] for why).
+//
 // Tracing is on only when OTEL_EXPORTER_OTLP_ENDPOINT is set (see the
 // OpenTelemetry SDK environment variables); otherwise a no-op tracer is used.
 package serve
@@ -44,6 +49,7 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -171,6 +177,13 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 	}
+	tlsCfg, err := cfg.serverTLS()
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	if tlsCfg != nil {
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
 	s.grpc = grpc.NewServer(append(serverOpts, o.serverOpts...)...)
 	healthpb.RegisterHealthServer(s.grpc, healthService{Server: s.health, stopping: s.stopping})
 	reflection.Register(s.grpc)
@@ -286,7 +299,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	defer stopPolling()
 	var poller sync.WaitGroup
 	poller.Go(func() { s.pollReadiness(pollCtx) })
-	s.log.InfoContext(ctx, "serving", "grpc_addr", s.grpcAddr, "admin_addr", s.adminAddr)
+	s.log.InfoContext(ctx, "serving", "grpc_addr", s.grpcAddr, "grpc_transport", s.cfg.tlsMode(), "admin_addr", s.adminAddr)
 
 	var errs []error
 	pending := 2

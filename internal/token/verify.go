@@ -151,6 +151,11 @@ func parseHeader(raw string) (header, error) {
 	if strings.Count(raw, ".") != 2 {
 		return header{}, fmt.Errorf("%w: not a compact JWS", ErrMalformed)
 	}
+	for seg := range strings.SplitSeq(raw, ".") {
+		if !canonicalBase64URL(seg) {
+			return header{}, fmt.Errorf("%w: segment is not canonical unpadded base64url", ErrMalformed)
+		}
+	}
 	seg, _, _ := strings.Cut(raw, ".")
 	b, err := base64.RawURLEncoding.DecodeString(seg)
 	if err != nil {
@@ -178,4 +183,40 @@ func parseHeader(raw string) (header, error) {
 		return header{}, fmt.Errorf("%w: missing or oversized kid", ErrMalformed)
 	}
 	return h, nil
+}
+
+// canonicalBase64URL reports whether seg is the one unpadded base64url
+// encoding of the bytes it decodes to. The decoder behind jwt.ParseSigned
+// skips '\r' and '\n' and ignores the unused low bits of the last
+// character, and the signature covers the re-encoded bytes, so without
+// this check one signed token would verify under many spellings, each a
+// different key for anything that caches or counts tokens by their text.
+func canonicalBase64URL(seg string) bool {
+	var v byte
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			v = c - 'A'
+		case 'a' <= c && c <= 'z':
+			v = c - 'a' + 26
+		case '0' <= c && c <= '9':
+			v = c - '0' + 52
+		case c == '-':
+			v = 62
+		case c == '_':
+			v = 63
+		default:
+			return false
+		}
+	}
+	switch len(seg) % 4 {
+	case 1:
+		return false // 6 bits cannot end a byte
+	case 2:
+		return v&0x0f == 0 // the last character carries 2 data bits
+	case 3:
+		return v&0x03 == 0 // the last character carries 4 data bits
+	}
+	return true
 }
