@@ -1,0 +1,136 @@
+// Package ratelimit limits the calls of each caller separately, so that one
+// client cannot starve the others: a token bucket per token subject (per
+// client address for unauthenticated calls), as the Limiter of
+// go-grpc-middleware v2's ratelimit interceptor. It must run after the auth
+// interceptor, which puts the subject into the context.
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+
+	"github.com/tokencart/tokencart/internal/grpcauth"
+)
+
+// RetryAfterHeader is the response header that tells a limited caller how
+// many seconds to wait (rounded up), as HTTP's Retry-After does.
+const RetryAfterHeader = "retry-after"
+
+const shards = 32
+
+// evictionSample is how many buckets an insert into a full shard looks at
+// to evict the least recently used (sampled LRU).
+const evictionSample = 8
+
+// PerCaller is a set of token buckets, one per caller, with a bounded
+// number of callers remembered. It implements the go-grpc-middleware
+// ratelimit.Limiter interface.
+type PerCaller struct {
+	limit    rate.Limit
+	burst    int
+	perShard int
+	seed     maphash.Seed
+	now      func() time.Time
+	shards   [shards]shard
+}
+
+type shard struct {
+	mu      sync.Mutex // guards buckets
+	buckets map[string]*bucket
+}
+
+type bucket struct {
+	lim      *rate.Limiter
+	lastSeen time.Time
+}
+
+// New returns a limiter allowing each caller perSecond calls a second on
+// average with bursts of burst, remembering at most maxCallers callers (the
+// least recently seen are forgotten, which only ever lets a caller through
+// sooner). Memory is about 200 bytes per remembered caller.
+func New(perSecond float64, burst, maxCallers int) (*PerCaller, error) {
+	if perSecond <= 0 || math.IsInf(perSecond, 0) || burst < 1 || maxCallers < shards {
+		return nil, fmt.Errorf("ratelimit: need perSecond > 0, burst >= 1 and maxCallers >= %d", shards)
+	}
+	p := &PerCaller{limit: rate.Limit(perSecond), burst: burst, perShard: maxCallers / shards, seed: maphash.MakeSeed(), now: time.Now}
+	for i := range p.shards {
+		p.shards[i].buckets = make(map[string]*bucket)
+	}
+	return p, nil
+}
+
+// Limit takes one token from the caller's bucket. When the bucket is empty
+// it returns an error saying when to retry, and sets the retry-after
+// response header.
+func (p *PerCaller) Limit(ctx context.Context) error {
+	key := callerKey(ctx)
+	now := p.now()
+	sh := &p.shards[maphash.String(p.seed, key)%shards]
+	sh.mu.Lock()
+	b, ok := sh.buckets[key]
+	if !ok {
+		if len(sh.buckets) >= p.perShard {
+			sh.evict()
+		}
+		b = &bucket{lim: rate.NewLimiter(p.limit, p.burst)}
+		sh.buckets[key] = b
+	}
+	b.lastSeen = now
+	r := b.lim.ReserveN(now, 1)
+	delay := r.DelayFrom(now)
+	if delay > 0 {
+		// Not taken: a refused call must not use up the caller's future.
+		r.CancelAt(now)
+	}
+	sh.mu.Unlock()
+	if delay <= 0 {
+		return nil
+	}
+	secs := int(math.Ceil(delay.Seconds()))
+	_ = grpc.SetHeader(ctx, metadata.Pairs(RetryAfterHeader, strconv.Itoa(secs)))
+	return fmt.Errorf("per-caller rate limit exceeded; retry after %v", delay.Round(time.Millisecond))
+}
+
+// evict drops the least recently seen of a few buckets. Map iteration order
+// is random, which makes the sample random.
+func (sh *shard) evict() {
+	var oldestKey string
+	var oldest time.Time
+	n := 0
+	for k, b := range sh.buckets {
+		if n == 0 || b.lastSeen.Before(oldest) {
+			oldestKey, oldest = k, b.lastSeen
+		}
+		if n++; n == evictionSample {
+			break
+		}
+	}
+	delete(sh.buckets, oldestKey)
+}
+
+// callerKey is the token subject of an authenticated call, else the
+// client's IP address.
+func callerKey(ctx context.Context) string {
+	if c, ok := grpcauth.ClaimsFrom(ctx); ok {
+		return "sub:" + c.Subject
+	}
+	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
+		host, _, err := net.SplitHostPort(pr.Addr.String())
+		if err != nil {
+			host = pr.Addr.String()
+		}
+		return "ip:" + host
+	}
+	return "unknown"
+}
