@@ -89,6 +89,11 @@ chaos: ## The long chaos run: minutes of kills, scaling, rotation and revocation
 run: build $(RUN_TOOLS) ## Start authsvc and three catalogsvc replicas on SQLite; Ctrl-C stops them.
 	$(BIN_DIR)/tokencart-run --bin $(BIN_DIR) --data ./var --grpcurl $(GRPCURL)
 
+.PHONY: image
+image: ## Build the container images (needs a Docker engine).
+	docker build --build-arg SERVICE=authsvc -t tokencart/authsvc .
+	docker build --build-arg SERVICE=catalogsvc -t tokencart/catalogsvc .
+
 .PHONY: clean
 clean: ## Remove build output and installed tools.
 	rm -rf $(BIN_DIR) $(TOOLS_DIR)

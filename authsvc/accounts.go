@@ -1,0 +1,270 @@
+package authsvc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/token"
+)
+
+// Password length bounds, in characters.
+const (
+	minPasswordLen = 8
+	maxPasswordLen = 256
+)
+
+// normalizeEmail trims and lower-cases email and checks that it is a bare
+// address.
+func normalizeEmail(email string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(email))
+	if e == "" || len(e) > 254 {
+		return "", errInvalidEmail
+	}
+	a, err := mail.ParseAddress(e)
+	if err != nil || a.Address != e || a.Name != "" {
+		return "", errInvalidEmail
+	}
+	return e, nil
+}
+
+func validPassword(p string) bool {
+	n := utf8.RuneCountInString(p)
+	return utf8.ValidString(p) && n >= minPasswordLen && n <= maxPasswordLen
+}
+
+// Register implements authv1.AuthServiceServer.
+func (s *Service) Register(ctx context.Context, req *authv1.RegisterRequest) (*authv1.RegisterResponse, error) {
+	resp, err := s.register(ctx, req)
+	return resp, s.rpcError(ctx, err)
+}
+
+func (s *Service) register(ctx context.Context, req *authv1.RegisterRequest) (*authv1.RegisterResponse, error) {
+	email, err := normalizeEmail(req.GetEmail())
+	if err != nil {
+		return nil, err
+	}
+	if !validPassword(req.GetPassword()) {
+		return nil, errInvalidPassword
+	}
+	hash, err := s.hasher.hash(ctx, req.GetPassword())
+	if err != nil {
+		return nil, err
+	}
+	roles := []string{token.RoleCustomer}
+	if s.isBootstrapAdmin(email) {
+		roles = append(roles, token.RoleAdmin)
+	}
+	u := User{ID: token.NewID(), Email: email, PasswordHash: hash, Roles: roles, CreateTime: s.now().Truncate(time.Microsecond)}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return nil, errEmailTaken
+		}
+		return nil, fmt.Errorf("create user: %w", err)
+	}
+	return &authv1.RegisterResponse{User: userProto(u)}, nil
+}
+
+func (s *Service) isBootstrapAdmin(email string) bool {
+	if s.cfg.BootstrapAdmin == "" {
+		return false
+	}
+	admin, _ := normalizeEmail(s.cfg.BootstrapAdmin)
+	return email == admin
+}
+
+// Login implements authv1.AuthServiceServer.
+func (s *Service) Login(ctx context.Context, req *authv1.LoginRequest) (*authv1.LoginResponse, error) {
+	resp, err := s.login(ctx, req)
+	return resp, s.rpcError(ctx, err)
+}
+
+func (s *Service) login(ctx context.Context, req *authv1.LoginRequest) (*authv1.LoginResponse, error) {
+	// A malformed email or an impossible password is just one more wrong
+	// credential: say nothing more specific.
+	email, err := normalizeEmail(req.GetEmail())
+	if err != nil {
+		email = "invalid:" + strings.ToLower(strings.TrimSpace(req.GetEmail()))
+	}
+	accountKey, addressKey := "account:"+email, "address:"+s.clientAddress(ctx)
+	accountFailed, err := s.checkThrottle(ctx, accountKey, addressKey)
+	if err != nil {
+		return nil, err
+	}
+	password := req.GetPassword()
+	if len(password) > 4*maxPasswordLen {
+		password = password[:4*maxPasswordLen] // bounds the hashing cost; it cannot match anyway
+	}
+	u, err := s.store.UserByEmail(ctx, email)
+	encoded := u.PasswordHash
+	switch {
+	case errors.Is(err, ErrNotFound):
+		encoded = s.dummyHash
+	case err != nil:
+		return nil, fmt.Errorf("find user: %w", err)
+	}
+	ok, stale, err := s.hasher.verify(ctx, password, encoded)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || u.ID == "" || !validPassword(req.GetPassword()) {
+		if err := s.store.RecordLoginFailure(ctx, []string{accountKey, addressKey}, s.now(), s.now().Add(-s.cfg.LoginThrottleWindow)); err != nil {
+			return nil, fmt.Errorf("record login failure: %w", err)
+		}
+		return nil, errBadCredentials
+	}
+	if accountFailed {
+		if err := s.store.ResetLoginFailures(ctx, accountKey); err != nil {
+			return nil, fmt.Errorf("reset login failures: %w", err)
+		}
+	}
+	if stale {
+		s.rehash(ctx, u, req.GetPassword())
+	}
+	pair, err := s.newSession(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.LoginResponse{
+		AccessToken:            pair.access,
+		AccessTokenExpireTime:  timestamppb.New(pair.accessExpire),
+		RefreshToken:           pair.refresh,
+		RefreshTokenExpireTime: timestamppb.New(pair.refreshExpire),
+		TokenType:              "Bearer",
+		User:                   userProto(u),
+	}, nil
+}
+
+// rehash stores a hash of password under the current parameters. It is an
+// upgrade, not part of the login: a failure is logged and the login goes on.
+func (s *Service) rehash(ctx context.Context, u User, password string) {
+	h, err := s.hasher.hash(ctx, password)
+	if err == nil {
+		err = s.store.SetPasswordHash(ctx, u.ID, u.PasswordHash, h)
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "password rehash failed", "user", u.ID, "error", err)
+	}
+}
+
+// checkThrottle fails with ResourceExhausted, and the time to wait, while
+// an account or client address has had too many recent failed logins. It
+// reports whether the account has recent failures, for a successful login
+// to clear. The check and the count that follows a failure are not one
+// transaction: concurrent guesses may exceed a limit by the number in
+// flight, which the growing delay soon makes irrelevant.
+func (s *Service) checkThrottle(ctx context.Context, accountKey, addressKey string) (accountFailed bool, err error) {
+	now := s.now()
+	counts, err := s.store.LoginFailures(ctx, []string{accountKey, addressKey}, now.Add(-s.cfg.LoginThrottleWindow))
+	if err != nil {
+		return false, fmt.Errorf("read login failures: %w", err)
+	}
+	var wait time.Duration
+	for _, c := range counts {
+		limit := s.cfg.LoginAccountLimit
+		if c.Key == addressKey {
+			limit = s.cfg.LoginAddressLimit
+		} else {
+			accountFailed = true
+		}
+		if c.Failures < limit {
+			continue
+		}
+		wait = max(wait, c.Last.Add(s.throttleDelay(c.Failures-limit)).Sub(now))
+	}
+	if wait <= 0 {
+		return accountFailed, nil
+	}
+	return accountFailed, retryable(codes.ResourceExhausted, "too many failed logins; retry later", wait.Round(time.Millisecond)+time.Millisecond)
+}
+
+// throttleDelay is the wait after the (excess+1)th failure beyond a limit.
+func (s *Service) throttleDelay(excess int) time.Duration {
+	d := s.cfg.LoginThrottleDelay
+	for range min(excess, 32) {
+		d *= 2
+		if d >= s.cfg.LoginThrottleWindow {
+			return s.cfg.LoginThrottleWindow
+		}
+	}
+	return d
+}
+
+// clientAddress returns the address failed logins are counted under: the
+// peer's IP, or with TrustedProxyHops the x-forwarded-for entry that many
+// hops from the right (the address the outermost trusted proxy saw). IPv6
+// addresses count per /64, the block one subscriber usually holds.
+func (s *Service) clientAddress(ctx context.Context) string {
+	var addr string
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		addr = p.Addr.String()
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			addr = host
+		}
+	}
+	if n := s.cfg.TrustedProxyHops; n > 0 {
+		md, _ := metadata.FromIncomingContext(ctx)
+		var hops []string
+		for _, v := range md.Get("x-forwarded-for") {
+			for h := range strings.SplitSeq(v, ",") {
+				hops = append(hops, strings.TrimSpace(h))
+			}
+		}
+		if len(hops) >= n {
+			addr = hops[len(hops)-n]
+		}
+	}
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return "unknown"
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
+}
+
+// GetMe implements authv1.AuthServiceServer.
+func (s *Service) GetMe(ctx context.Context, _ *authv1.GetMeRequest) (*authv1.GetMeResponse, error) {
+	resp, err := s.getMe(ctx)
+	return resp, s.rpcError(ctx, err)
+}
+
+func (s *Service) getMe(ctx context.Context) (*authv1.GetMeResponse, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.store.UserByID(ctx, c.Subject)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, errAccountGone
+	case err != nil:
+		return nil, fmt.Errorf("find user: %w", err)
+	}
+	return &authv1.GetMeResponse{User: userProto(u)}, nil
+}
+
+func userProto(u User) *authv1.User {
+	return &authv1.User{
+		Id:         u.ID,
+		Email:      u.Email,
+		Roles:      slices.Clone(u.Roles),
+		CreateTime: timestamppb.New(u.CreateTime),
+	}
+}

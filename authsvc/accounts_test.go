@@ -1,0 +1,193 @@
+package authsvc_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tokencart/tokencart/authsvc"
+	"github.com/tokencart/tokencart/authsvc/authtest"
+	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/token"
+)
+
+func TestRegister(t *testing.T) {
+	s := authtest.Start(t, authtest.Options{})
+	ctx := t.Context()
+	tests := []struct {
+		name, email, password string
+		want                  codes.Code
+	}{
+		{"ok", "reg@example.com", "12345678", codes.OK},
+		{"same email, other case and spaces", "  REG@Example.com\t", "12345678", codes.AlreadyExists},
+		{"8 non-ASCII characters", "unicode@example.com", "пароль-☃", codes.OK},
+		{"256 characters", "long@example.com", strings.Repeat("é", 256), codes.OK},
+		{"7 characters", "short@example.com", "1234567", codes.InvalidArgument},
+		{"257 characters", "toolong@example.com", strings.Repeat("a", 257), codes.InvalidArgument},
+		{"no email", "", "12345678", codes.InvalidArgument},
+		{"not an email", "not-an-email", "12345678", codes.InvalidArgument},
+		{"display name", "Bob <bob@example.com>", "12345678", codes.InvalidArgument},
+		{"over 254 bytes", strings.Repeat("a", 250) + "@example.com", "12345678", codes.InvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := s.Client.Register(ctx, &authv1.RegisterRequest{Email: tt.email, Password: tt.password})
+			wantCode(t, "Register", err, tt.want)
+			if err == nil && resp.GetUser().GetEmail() != strings.ToLower(strings.TrimSpace(tt.email)) {
+				t.Errorf("email stored as %q", resp.GetUser().GetEmail())
+			}
+		})
+	}
+	if _, err := s.Client.Login(ctx, &authv1.LoginRequest{Email: "unicode@example.com", Password: "пароль-☃"}); err != nil {
+		t.Errorf("login with a non-ASCII password: %v", err)
+	}
+}
+
+// TestBootstrapAdmin grants the admin role at registration, and at start
+// to an account that already exists.
+func TestBootstrapAdmin(t *testing.T) {
+	dsn := t.TempDir() + "/authsvc.db"
+	a := authtest.Start(t, authtest.Options{DSN: dsn})
+	admin := a.Register(t, " "+strings.ToUpper(authtest.AdminEmail))
+	if !slices.Contains(admin.GetRoles(), token.RoleAdmin) {
+		t.Errorf("bootstrap admin registered with roles %v", admin.GetRoles())
+	}
+	boss := a.Register(t, "boss@example.com")
+	if slices.Contains(boss.GetRoles(), token.RoleAdmin) {
+		t.Fatalf("ordinary account registered with roles %v", boss.GetRoles())
+	}
+	b := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) { c.BootstrapAdmin = "Boss@example.com" }})
+	me, err := b.Client.GetMe(authtest.WithToken(t.Context(), b.Login(t, "boss@example.com").GetAccessToken()), &authv1.GetMeRequest{})
+	if err != nil || !slices.Contains(me.GetUser().GetRoles(), token.RoleAdmin) {
+		t.Errorf("existing account after a start naming it bootstrap admin: %v, %v", me.GetUser(), err)
+	}
+}
+
+// TestLoginFailuresLookAlike checks that an unknown email and a wrong
+// password get the very same status, details included. Their times are
+// logged, not asserted: both cost one argon2id hash.
+func TestLoginFailuresLookAlike(t *testing.T) {
+	s := authtest.Start(t, authtest.Options{Configure: func(c *authsvc.Config) { c.LoginAccountLimit = 100 }})
+	ctx := t.Context()
+	s.Register(t, "known@example.com")
+	attempts := map[string]*authv1.LoginRequest{
+		"wrong password": {Email: "known@example.com", Password: "wrong password"},
+		"unknown email":  {Email: "unknown@example.com", Password: authtest.Password},
+		"malformed":      {Email: "not an email", Password: authtest.Password},
+		"empty password": {Email: "known@example.com"},
+	}
+	var first *status.Status
+	for name, req := range attempts {
+		var total time.Duration
+		const n = 3
+		for range n {
+			start := time.Now()
+			_, err := s.Client.Login(ctx, req)
+			total += time.Since(start)
+			st := status.Convert(err)
+			if st.Code() != codes.Unauthenticated {
+				t.Fatalf("%s: %v, want Unauthenticated", name, err)
+			}
+			if first == nil {
+				first = st
+			} else if !proto.Equal(st.Proto(), first.Proto()) {
+				t.Errorf("%s answers %v, another failure %v", name, st.Proto(), first.Proto())
+			}
+		}
+		t.Logf("%-15s mean %v", name, total/n)
+	}
+}
+
+// TestLoginThrottle counts failures per account and per client address
+// across two replicas sharing the store.
+func TestLoginThrottle(t *testing.T) {
+	forEachStore(t, func(t *testing.T, dsn string) {
+		clk := &clock{}
+		a, b := startPair(t, dsn, func(c *authsvc.Config) {
+			c.Now = clk.Now
+			c.LoginAccountLimit = 3
+			c.LoginAddressLimit = 5
+			c.LoginThrottleDelay = time.Second
+		})
+		ctx := t.Context()
+		replicas := []*authtest.Server{a, b}
+		a.Register(t, "victim@example.com")
+		login := func(i int, email, password string) error {
+			_, err := replicas[i%2].Client.Login(ctx, &authv1.LoginRequest{Email: email, Password: password})
+			return err
+		}
+
+		// Per account: three failures on either replica, then a wait.
+		for i := range 3 {
+			wantCode(t, "wrong password", login(i, "victim@example.com", "wrong password"), codes.Unauthenticated)
+		}
+		err := login(3, "victim@example.com", authtest.Password)
+		wantCode(t, "login after three failures", err, codes.ResourceExhausted)
+		if d := retryDelay(t, err); d <= 0 || d > 1100*time.Millisecond {
+			t.Errorf("retry delay %v, want about the 1s throttle delay", d)
+		}
+		err = login(4, "victim@example.com", "wrong password")
+		wantCode(t, "a guess while throttled", err, codes.ResourceExhausted)
+		clk.Advance(1100 * time.Millisecond)
+		if err := login(5, "victim@example.com", authtest.Password); err != nil {
+			t.Fatalf("login after the delay: %v", err)
+		}
+		if err := login(6, "victim@example.com", authtest.Password); err != nil {
+			t.Fatalf("a success resets the account's count: %v", err)
+		}
+
+		// Per address: failures on any accounts from one address.
+		clk.Advance(a.Config.LoginThrottleWindow)
+		for i := range 5 {
+			wantCode(t, "unknown account", login(i, fmt.Sprintf("nobody%d@example.com", i), "x"), codes.Unauthenticated)
+		}
+		err = login(0, "victim@example.com", authtest.Password)
+		wantCode(t, "login from a throttled address", err, codes.ResourceExhausted)
+		retryDelay(t, err)
+
+		// Behind a trusted proxy, the address is the forwarded one.
+		c := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
+			c.Now = clk.Now
+			c.LoginAddressLimit = 5
+			c.TrustedProxyHops = 1
+		}})
+		fwd := metadata.AppendToOutgoingContext(ctx, "x-forwarded-for", "203.0.113.7")
+		if _, err := c.Client.Login(fwd, &authv1.LoginRequest{Email: "victim@example.com", Password: authtest.Password}); err != nil {
+			t.Errorf("login forwarded for another address: %v", err)
+		}
+	})
+}
+
+func retryDelay(t *testing.T, err error) time.Duration {
+	t.Helper()
+	for _, d := range status.Convert(err).Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri.GetRetryDelay().AsDuration()
+		}
+	}
+	t.Errorf("%v carries no RetryInfo", err)
+	return 0
+}
+
+// TestRehashOnLogin: a replica configured with stronger argon2id
+// parameters upgrades a stored hash when the password is next presented.
+func TestRehashOnLogin(t *testing.T) {
+	dsn := t.TempDir() + "/authsvc.db"
+	a := authtest.Start(t, authtest.Options{DSN: dsn})
+	a.Register(t, "upgrade@example.com")
+	b := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) { c.Argon2.Time = 3 }})
+	b.Login(t, "upgrade@example.com")
+	u, err := b.Store.UserByEmail(t.Context(), "upgrade@example.com")
+	if err != nil || !strings.HasPrefix(u.PasswordHash, "$argon2id$v=19$m=19456,t=3,p=1$") {
+		t.Errorf("hash after login on the stronger replica: %q, %v", u.PasswordHash, err)
+	}
+	b.Login(t, "upgrade@example.com")
+}

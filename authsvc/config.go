@@ -1,0 +1,220 @@
+package authsvc
+
+import (
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/tokencart/tokencart/internal/serve"
+	"github.com/tokencart/tokencart/internal/token"
+)
+
+// EnvPrefix prefixes the environment variable of every flag:
+// --key-encryption-key is also AUTHSVC_KEY_ENCRYPTION_KEY.
+const EnvPrefix = "AUTHSVC"
+
+// Config is authsvc's configuration. RegisterFlags binds every field but
+// Now to a flag.
+type Config struct {
+	// Serve configures the gRPC and admin servers.
+	Serve serve.Config
+	// DSN selects the store: a postgres:// URL, or a SQLite file path.
+	DSN string
+
+	// Issuer and Audience are the iss and aud of every access token.
+	Issuer, Audience string
+	// TokenLifetime is an access token's lifetime.
+	TokenLifetime time.Duration
+	// RefreshTokenLifetime is a refresh token's lifetime; each rotation
+	// issues a successor with a full lifetime.
+	RefreshTokenLifetime time.Duration
+	// RefreshReuseGrace is how long after a refresh token was spent a
+	// second use counts as a concurrent refresh (Aborted) rather than a
+	// replay (the family is revoked).
+	RefreshReuseGrace time.Duration
+	// Leeway is the clock skew tolerated when authsvc verifies tokens.
+	Leeway time.Duration
+
+	// KeyEncryptionKey, base64 of 32 bytes, seals private signing keys at
+	// rest with AES-256-GCM. Empty stores them in the clear (development).
+	KeyEncryptionKey string
+	// KeyRotationInterval is how often a new signing key is created.
+	KeyRotationInterval time.Duration
+	// KeyPublishDelay is how long a new key is published before it signs.
+	KeyPublishDelay time.Duration
+	// KeyReloadInterval is how often each replica reloads the keys.
+	KeyReloadInterval time.Duration
+	// JWKSMaxAge is how long consumers may cache the key set.
+	JWKSMaxAge time.Duration
+
+	// RevocationPollInterval is how often each replica looks for
+	// revocations recorded by others: the bound on the feed's delay.
+	RevocationPollInterval time.Duration
+	// RevocationHeartbeat is the longest WatchRevocations stays silent.
+	RevocationHeartbeat time.Duration
+	// PruneInterval is how often expired rows are deleted.
+	PruneInterval time.Duration
+
+	// Argon2 are the parameters of new password hashes.
+	Argon2 Argon2Params
+	// HashConcurrency bounds the password hashes computed at once.
+	HashConcurrency int
+	// HashQueueTimeout is how long a request waits for a hashing slot
+	// before it fails with ResourceExhausted.
+	HashQueueTimeout time.Duration
+
+	// LoginAccountLimit and LoginAddressLimit are the failed logins allowed
+	// per account and per client address within LoginThrottleWindow before
+	// logins are delayed; the delay starts at LoginThrottleDelay and
+	// doubles with every further failure, up to LoginThrottleWindow.
+	LoginAccountLimit, LoginAddressLimit int
+	LoginThrottleWindow                  time.Duration
+	LoginThrottleDelay                   time.Duration
+	// TrustedProxyHops is the number of proxies in front of authsvc that
+	// append to x-forwarded-for; the client address is that many entries
+	// from the right. 0 ignores the header and uses the peer address.
+	TrustedProxyHops int
+
+	// BootstrapAdmin is an email whose account gets the admin role.
+	BootstrapAdmin string
+
+	// Now is the clock; nil means time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// RegisterFlags registers every setting on fs, with production defaults,
+// and returns the Config they fill.
+func RegisterFlags(fs *flag.FlagSet) *Config {
+	c := &Config{}
+	serve.RegisterFlags(fs, &c.Serve, ":8081", ":9081")
+	c.Serve.Name = "authsvc"
+	fs.StringVar(&c.DSN, "dsn", "var/authsvc.db", "store: a SQLite file path, or a postgres:// URL")
+	fs.StringVar(&c.Issuer, "issuer", "tokencart-authsvc", "iss claim of access tokens")
+	fs.StringVar(&c.Audience, "audience", "tokencart", "aud claim of access tokens")
+	fs.DurationVar(&c.TokenLifetime, "token-lifetime", token.DefaultLifetime, "access token lifetime")
+	fs.DurationVar(&c.RefreshTokenLifetime, "refresh-token-lifetime", 30*24*time.Hour, "refresh token lifetime")
+	fs.DurationVar(&c.RefreshReuseGrace, "refresh-reuse-grace", 10*time.Second,
+		"a spent refresh token presented again within this time gets ABORTED (a concurrent refresh); later, its family is revoked")
+	fs.DurationVar(&c.Leeway, "leeway", token.DefaultLeeway, "clock skew tolerated on exp, nbf and iat (at most 60s)")
+	fs.StringVar(&c.KeyEncryptionKey, "key-encryption-key", "",
+		"base64 of 32 random bytes that encrypt private signing keys at rest (secret; without it keys are stored unencrypted)")
+	fs.DurationVar(&c.KeyRotationInterval, "key-rotation-interval", 24*time.Hour, "how often a new signing key is created")
+	fs.DurationVar(&c.KeyPublishDelay, "key-publish-delay", 2*time.Minute,
+		"how long a new key is published before it signs; at least --key-reload-interval + --jwks-max-age")
+	fs.DurationVar(&c.KeyReloadInterval, "key-reload-interval", 5*time.Second, "how often each replica reloads the signing keys from the store")
+	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", time.Minute, "how long consumers may cache the key set (Cache-Control max-age)")
+	fs.DurationVar(&c.RevocationPollInterval, "revocation-poll-interval", 200*time.Millisecond,
+		"how often each replica polls the store for revocations recorded by other replicas")
+	fs.DurationVar(&c.RevocationHeartbeat, "revocation-heartbeat", 5*time.Second, "longest silence on a WatchRevocations stream")
+	fs.DurationVar(&c.PruneInterval, "prune-interval", time.Minute, "how often expired tokens, revocations and throttle counts are deleted")
+	c.Argon2 = MinArgon2Params
+	fs.Func("argon2-memory", fmt.Sprintf("argon2id memory in KiB (default %d, the minimum)", MinArgon2Params.Memory), uintFlag(&c.Argon2.Memory, 1<<32-1))
+	fs.Func("argon2-time", fmt.Sprintf("argon2id passes (default %d, the minimum)", MinArgon2Params.Time), uintFlag(&c.Argon2.Time, maxArgon2Time))
+	fs.Func("argon2-threads", fmt.Sprintf("argon2id parallelism (default %d)", MinArgon2Params.Threads), func(s string) error {
+		var v uint32
+		if err := uintFlag(&v, 255)(s); err != nil {
+			return err
+		}
+		c.Argon2.Threads = uint8(v)
+		return nil
+	})
+	fs.IntVar(&c.HashConcurrency, "hash-concurrency", max(2, runtime.GOMAXPROCS(0)), "password hashes computed at once (each holds --argon2-memory)")
+	fs.DurationVar(&c.HashQueueTimeout, "hash-queue-timeout", time.Second, "how long a request waits for a hashing slot before RESOURCE_EXHAUSTED")
+	fs.IntVar(&c.LoginAccountLimit, "login-account-limit", 5, "failed logins per account within --login-throttle-window before logins are delayed")
+	fs.IntVar(&c.LoginAddressLimit, "login-address-limit", 50, "failed logins per client address within --login-throttle-window before logins are delayed")
+	fs.DurationVar(&c.LoginThrottleWindow, "login-throttle-window", 15*time.Minute, "how long failed logins are remembered; also the longest delay")
+	fs.DurationVar(&c.LoginThrottleDelay, "login-throttle-delay", time.Second, "first delay once a limit is reached; doubles with each further failure")
+	fs.IntVar(&c.TrustedProxyHops, "trusted-proxy-hops", 0,
+		"proxies in front of authsvc that append to x-forwarded-for; 0 ignores the header and throttles by peer address")
+	fs.StringVar(&c.BootstrapAdmin, "bootstrap-admin", "", "email of the account that gets the admin role (at registration, or at start if it exists)")
+	return c
+}
+
+// DefaultConfig returns the configuration of RegisterFlags' defaults.
+func DefaultConfig() Config {
+	return *RegisterFlags(flag.NewFlagSet("authsvc", flag.ContinueOnError))
+}
+
+func uintFlag(dst *uint32, limit uint64) func(string) error {
+	return func(s string) error {
+		var v uint64
+		if _, err := fmt.Sscan(s, &v); err != nil || fmt.Sprint(v) != strings.TrimSpace(s) || v > limit {
+			return fmt.Errorf("must be a whole number from 0 to %d", limit)
+		}
+		*dst = uint32(v)
+		return nil
+	}
+}
+
+// Validate reports every invalid setting, naming its flag.
+func (c *Config) Validate() error {
+	errs := []error{c.Serve.Validate()}
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.DSN != "", "--dsn is required: a SQLite file path or a postgres:// URL")
+	check(c.Issuer != "", "--issuer is required")
+	check(c.Audience != "", "--audience is required")
+	check(c.TokenLifetime >= time.Second, "--token-lifetime must be at least 1s, got %v", c.TokenLifetime)
+	check(c.RefreshTokenLifetime >= time.Second, "--refresh-token-lifetime must be at least 1s, got %v", c.RefreshTokenLifetime)
+	check(c.RefreshReuseGrace >= 0 && c.RefreshReuseGrace <= time.Minute, "--refresh-reuse-grace must be from 0 to 1m, got %v", c.RefreshReuseGrace)
+	check(c.Leeway > 0 && c.Leeway <= token.MaxLeeway, "--leeway must be more than 0 and at most %v, got %v", token.MaxLeeway, c.Leeway)
+	if _, err := c.kek(); err != nil {
+		errs = append(errs, err)
+	}
+	check(c.KeyReloadInterval > 0, "--key-reload-interval must be positive, got %v", c.KeyReloadInterval)
+	check(c.JWKSMaxAge > 0, "--jwks-max-age must be positive, got %v", c.JWKSMaxAge)
+	check(c.KeyPublishDelay >= c.KeyReloadInterval+c.JWKSMaxAge,
+		"--key-publish-delay (%v) must be at least --key-reload-interval + --jwks-max-age (%v), so consumers hold a key before it signs",
+		c.KeyPublishDelay, c.KeyReloadInterval+c.JWKSMaxAge)
+	check(c.KeyRotationInterval > c.KeyPublishDelay, "--key-rotation-interval (%v) must exceed --key-publish-delay (%v)",
+		c.KeyRotationInterval, c.KeyPublishDelay)
+	check(c.RevocationPollInterval > 0, "--revocation-poll-interval must be positive, got %v", c.RevocationPollInterval)
+	check(c.RevocationHeartbeat >= c.RevocationPollInterval, "--revocation-heartbeat (%v) must be at least --revocation-poll-interval (%v)",
+		c.RevocationHeartbeat, c.RevocationPollInterval)
+	check(c.PruneInterval > 0, "--prune-interval must be positive, got %v", c.PruneInterval)
+	check(c.Argon2.Memory >= MinArgon2Params.Memory && c.Argon2.Memory <= maxArgon2Memory,
+		"--argon2-memory must be from %d to %d KiB, got %d", MinArgon2Params.Memory, maxArgon2Memory, c.Argon2.Memory)
+	check(c.Argon2.Time >= MinArgon2Params.Time, "--argon2-time must be at least %d, got %d", MinArgon2Params.Time, c.Argon2.Time)
+	check(c.Argon2.Threads >= MinArgon2Params.Threads, "--argon2-threads must be at least %d", MinArgon2Params.Threads)
+	check(c.HashConcurrency >= 1, "--hash-concurrency must be at least 1, got %d", c.HashConcurrency)
+	check(c.HashQueueTimeout >= 0, "--hash-queue-timeout must not be negative, got %v", c.HashQueueTimeout)
+	check(c.LoginAccountLimit >= 1, "--login-account-limit must be at least 1, got %d", c.LoginAccountLimit)
+	check(c.LoginAddressLimit >= 1, "--login-address-limit must be at least 1, got %d", c.LoginAddressLimit)
+	check(c.LoginThrottleWindow > 0, "--login-throttle-window must be positive, got %v", c.LoginThrottleWindow)
+	check(c.LoginThrottleDelay > 0 && c.LoginThrottleDelay <= c.LoginThrottleWindow,
+		"--login-throttle-delay must be positive and at most --login-throttle-window, got %v", c.LoginThrottleDelay)
+	check(c.TrustedProxyHops >= 0, "--trusted-proxy-hops must not be negative, got %d", c.TrustedProxyHops)
+	if c.BootstrapAdmin != "" {
+		_, err := normalizeEmail(c.BootstrapAdmin)
+		check(err == nil, "--bootstrap-admin %q is not an email address", c.BootstrapAdmin)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid authsvc configuration: %w", err)
+	}
+	return nil
+}
+
+// kek decodes KeyEncryptionKey; nil when it is empty.
+func (c *Config) kek() ([]byte, error) {
+	if c.KeyEncryptionKey == "" {
+		return nil, nil
+	}
+	s := strings.TrimSpace(c.KeyEncryptionKey)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(s); err == nil {
+			if len(k) != 32 {
+				break
+			}
+			return k, nil
+		}
+	}
+	// Never echo the value: it is a secret.
+	return nil, errors.New("--key-encryption-key must be base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)")
+}

@@ -1,0 +1,154 @@
+package authsvc_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tokencart/tokencart/authsvc"
+	"github.com/tokencart/tokencart/authsvc/authtest"
+	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/pgtest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// database/sql's connection opener lives until the DB is closed,
+		// which authtest does in a cleanup; pgx pools likewise.
+		goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"),
+	)
+}
+
+// forEachStore runs test once over a SQLite file and once over a
+// PostgreSQL schema; dsn names the store, which any number of replicas
+// (authtest.Start with Options.DSN) may share.
+func forEachStore(t *testing.T, test func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		test(t, filepath.Join(t.TempDir(), "authsvc.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		test(t, pgtest.DSN(t))
+	})
+}
+
+// startPair starts two replicas sharing the store dsn, configured alike.
+func startPair(t *testing.T, dsn string, configure func(*authsvc.Config)) (a, b *authtest.Server) {
+	t.Helper()
+	opts := authtest.Options{DSN: dsn, Configure: configure}
+	return authtest.Start(t, opts), authtest.Start(t, opts)
+}
+
+// clock is a settable clock for the replicas of a test: real time plus an
+// offset the test advances.
+type clock struct{ offset atomic.Int64 }
+
+func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+func wantCode(t *testing.T, what string, err error, want codes.Code) {
+	t.Helper()
+	if got := status.Code(err); got != want {
+		t.Errorf("%s: code %v (%v), want %v", what, got, err, want)
+	}
+}
+
+// watcher follows a WatchRevocations stream, delivering its messages on a
+// channel so that the test can wait with a deadline.
+type watcher struct {
+	msgs chan *authv1.WatchRevocationsResponse
+	err  chan error
+	// seen holds the revocations received by waitFor, by token id.
+	seen map[string]*authv1.Revocation
+}
+
+func watch(t *testing.T, s *authtest.Server, cursor string) *watcher {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	stream, err := s.Client.WatchRevocations(ctx, &authv1.WatchRevocationsRequest{Cursor: cursor})
+	if err != nil {
+		cancel()
+		t.Fatalf("WatchRevocations: %v", err)
+	}
+	w := &watcher{
+		msgs: make(chan *authv1.WatchRevocationsResponse, 1024),
+		err:  make(chan error, 1),
+		seen: map[string]*authv1.Revocation{},
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				w.err <- err
+				return
+			}
+			w.msgs <- m
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+// next returns the next message, failing the test after timeout.
+func (w *watcher) next(t *testing.T, timeout time.Duration) *authv1.WatchRevocationsResponse {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case m := <-w.msgs:
+		return m
+	case err := <-w.err:
+		w.err <- err
+		t.Fatalf("revocation stream ended: %v", err)
+	case <-timer.C:
+		t.Fatalf("no revocation message within %v", timeout)
+	}
+	return nil
+}
+
+// syncUp reads messages until the first heartbeat, which marks the end of
+// the replay, and returns the revocations replayed.
+func (w *watcher) syncUp(t *testing.T) []*authv1.Revocation {
+	t.Helper()
+	var revs []*authv1.Revocation
+	for {
+		m := w.next(t, 5*time.Second)
+		if len(m.GetRevocations()) == 0 {
+			return revs
+		}
+		revs = append(revs, m.GetRevocations()...)
+	}
+}
+
+// waitFor reads messages until one has revoked tokenID.
+func (w *watcher) waitFor(t *testing.T, tokenID string, timeout time.Duration) *authv1.Revocation {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for w.seen[tokenID] == nil {
+		for _, r := range w.next(t, time.Until(deadline)).GetRevocations() {
+			w.seen[r.GetTokenId()] = r
+		}
+	}
+	return w.seen[tokenID]
+}

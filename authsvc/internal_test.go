@@ -1,0 +1,193 @@
+package authsvc
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+)
+
+func TestPasswordHashRoundTrip(t *testing.T) {
+	h := newHasher(MinArgon2Params, 1, time.Second)
+	ctx := t.Context()
+	enc, err := h.hash(ctx, "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(enc, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Errorf("PHC string %q", enc)
+	}
+	tests := []struct {
+		name, password string
+		hasher         *hasher
+		ok, stale      bool
+	}{
+		{"right password", "correct horse", h, true, false},
+		{"wrong password", "correct horsE", h, false, false},
+		{"other parameters", "correct horse", newHasher(Argon2Params{Memory: 19 * 1024, Time: 3, Threads: 1}, 1, time.Second), true, true},
+	}
+	for _, tt := range tests {
+		ok, stale, err := tt.hasher.verify(ctx, tt.password, enc)
+		if err != nil || ok != tt.ok || stale != tt.stale {
+			t.Errorf("%s: verify = %v, %v, %v; want %v, %v", tt.name, ok, stale, err, tt.ok, tt.stale)
+		}
+	}
+}
+
+func TestDecodePHCRejects(t *testing.T) {
+	const salt, key = "c2FsdHNhbHRzYWx0c2FsdA", "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"
+	good := "$argon2id$v=19$m=19456,t=2,p=1$" + salt + "$" + key
+	if _, _, _, err := decodePHC(good); err != nil {
+		t.Fatalf("decodePHC(%q): %v", good, err)
+	}
+	for _, bad := range []string{
+		"",
+		"$argon2i$v=19$m=19456,t=2,p=1$" + salt + "$" + key,
+		"$argon2id$v=16$m=19456,t=2,p=1$" + salt + "$" + key,
+		"$argon2id$v=19$m=19456,t=2$" + salt + "$" + key,
+		"$argon2id$v=19$m=19456,t=2,p=1,x=2$" + salt + "$" + key,
+		"$argon2id$v=19$m=+19456,t=2,p=1$" + salt + "$" + key,
+		"$argon2id$v=19$m=99999999999,t=2,p=1$" + salt + "$" + key,
+		"$argon2id$v=19$m=19456,t=0,p=1$" + salt + "$" + key,
+		"$argon2id$v=19$m=19456,t=1000,p=1$" + salt + "$" + key,
+		"$argon2id$v=19$m=19456,t=2,p=0$" + salt + "$" + key,
+		"$argon2id$v=19$m=19456,t=2,p=1$" + salt + "=$" + key,
+		"$argon2id$v=19$m=19456,t=2,p=1$" + salt + "$",
+		"$argon2id$v=19$m=19456,t=2,p=1$$" + key,
+		"$argon2id$v=19$m=19456,t=2,p=1$" + salt + "$" + key + "$",
+	} {
+		if _, _, _, err := decodePHC(bad); err == nil {
+			t.Errorf("decodePHC(%q) accepted", bad)
+		}
+	}
+}
+
+// TestHasherBounded: with every slot taken, a hash waits the queue timeout
+// and then fails with errHasherBusy.
+func TestHasherBounded(t *testing.T) {
+	h := newHasher(MinArgon2Params, 1, 20*time.Millisecond)
+	release, err := h.acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.hash(t.Context(), "password"); !errors.Is(err, errHasherBusy) {
+		t.Errorf("hash with no free slot = %v, want errHasherBusy", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	h.wait = time.Hour
+	if _, err := h.hash(ctx, "password"); !errors.Is(err, context.Canceled) {
+		t.Errorf("hash with a cancelled context = %v", err)
+	}
+	release()
+	if _, err := h.hash(t.Context(), "password"); err != nil {
+		t.Errorf("hash after release: %v", err)
+	}
+}
+
+func TestCursor(t *testing.T) {
+	for _, seq := range []int64{0, 1, 1 << 40} {
+		if got, err := decodeCursor(encodeCursor(seq)); err != nil || got != seq {
+			t.Errorf("cursor %d round trip: %d, %v", seq, got, err)
+		}
+	}
+	if got, err := decodeCursor(""); got != 0 || err != nil {
+		t.Errorf("empty cursor = %d, %v", got, err)
+	}
+	for _, bad := range []string{"x", "cnYxOg", "cnYxOi0x", "cnYxOjAx", "cnYxOmFiYw", "cnYxOjE=", "cnYyOjE"} {
+		if _, err := decodeCursor(bad); err == nil {
+			t.Errorf("decodeCursor(%q) accepted", bad)
+		}
+	}
+}
+
+func TestClientAddress(t *testing.T) {
+	tests := []struct {
+		name string
+		hops int
+		peer string
+		xff  []string
+		want string
+	}{
+		{"peer v4", 0, "192.0.2.1:5555", nil, "192.0.2.1"},
+		{"header ignored without trusted hops", 0, "192.0.2.1:5555", []string{"203.0.113.9"}, "192.0.2.1"},
+		{"one trusted hop", 1, "10.0.0.1:5555", []string{"198.51.100.1, 203.0.113.9"}, "203.0.113.9"},
+		{"two trusted hops", 2, "10.0.0.1:5555", []string{"198.51.100.1, 203.0.113.9", "10.0.0.2"}, "203.0.113.9"},
+		{"fewer entries than hops", 3, "10.0.0.1:5555", []string{"203.0.113.9"}, "10.0.0.1"},
+		{"v6 per /64", 0, "[2001:db8:1:2:3:4:5:6]:5555", nil, "2001:db8:1:2::/64"},
+		{"v4-mapped v6", 0, "[::ffff:192.0.2.1]:5555", nil, "192.0.2.1"},
+		{"garbage header", 1, "10.0.0.1:5555", []string{"not-an-ip"}, "unknown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Service{cfg: Config{TrustedProxyHops: tt.hops}}
+			addr, err := net.ResolveTCPAddr("tcp", tt.peer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := peer.NewContext(t.Context(), &peer.Peer{Addr: addr})
+			if tt.xff != nil {
+				ctx = metadata.NewIncomingContext(ctx, metadata.MD{"x-forwarded-for": tt.xff})
+			}
+			if got := s.clientAddress(ctx); got != tt.want {
+				t.Errorf("clientAddress = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestThrottleDelay(t *testing.T) {
+	s := &Service{cfg: Config{LoginThrottleDelay: time.Second, LoginThrottleWindow: 10 * time.Second}}
+	for excess, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second} {
+		if got := s.throttleDelay(excess); got != want {
+			t.Errorf("throttleDelay(%d) = %v, want %v", excess, got, want)
+		}
+	}
+	if got := s.throttleDelay(1000); got != 10*time.Second {
+		t.Errorf("throttleDelay(1000) = %v", got)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if c := DefaultConfig(); c.Validate() != nil {
+		t.Fatalf("default config invalid: %v", c.Validate())
+	}
+	tests := []struct {
+		flag   string
+		modify func(*Config)
+	}{
+		{"--dsn", func(c *Config) { c.DSN = "" }},
+		{"--issuer", func(c *Config) { c.Issuer = "" }},
+		{"--token-lifetime", func(c *Config) { c.TokenLifetime = 0 }},
+		{"--leeway", func(c *Config) { c.Leeway = 2 * time.Minute }},
+		{"--key-encryption-key", func(c *Config) { c.KeyEncryptionKey = "c2hvcnQ=" }},
+		{"--key-publish-delay", func(c *Config) { c.KeyPublishDelay = time.Second }},
+		{"--key-rotation-interval", func(c *Config) { c.KeyRotationInterval = time.Minute }},
+		{"--argon2-memory", func(c *Config) { c.Argon2.Memory = 1024 }},
+		{"--argon2-time", func(c *Config) { c.Argon2.Time = 1 }},
+		{"--hash-concurrency", func(c *Config) { c.HashConcurrency = 0 }},
+		{"--login-account-limit", func(c *Config) { c.LoginAccountLimit = 0 }},
+		{"--trusted-proxy-hops", func(c *Config) { c.TrustedProxyHops = -1 }},
+		{"--bootstrap-admin", func(c *Config) { c.BootstrapAdmin = "nope" }},
+		{"--revocation-heartbeat", func(c *Config) { c.RevocationHeartbeat = time.Millisecond }},
+		{"--grpc-addr", func(c *Config) { c.Serve.GRPCAddr = "nonsense" }},
+	}
+	for _, tt := range tests {
+		c := DefaultConfig()
+		tt.modify(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), tt.flag) {
+			t.Errorf("%s: Validate() = %v, want an error naming the flag", tt.flag, err)
+		}
+	}
+	c := DefaultConfig()
+	c.KeyEncryptionKey = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3Jl" // 33 bytes
+	if err := c.Validate(); err == nil || strings.Contains(err.Error(), c.KeyEncryptionKey) {
+		t.Errorf("bad key-encryption key: %v (must be refused without echoing it)", err)
+	}
+}

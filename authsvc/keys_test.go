@@ -1,0 +1,200 @@
+package authsvc_test
+
+import (
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tokencart/tokencart/authsvc"
+	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/sqlstore"
+	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/token"
+)
+
+// TestKeyRotationLosesNoToken logs in over and over, alternating between
+// two replicas, while an admin rotates the signing key three times. Each
+// token must verify with the key set fetched from the *other* replica
+// before the login (so its key was published everywhere before it signed),
+// and every token must stay valid on both replicas afterwards.
+func TestKeyRotationLosesNoToken(t *testing.T) {
+	forEachStore(t, func(t *testing.T, dsn string) {
+		a, b := startPair(t, dsn, func(c *authsvc.Config) { c.KeyPublishDelay = time.Second })
+		replicas := []*authtest.Server{a, b}
+		ctx := t.Context()
+		admin := authtest.WithToken(ctx, a.AdminToken(t))
+		email := "rotating@example.com"
+		a.Register(t, email)
+
+		var tokens []string
+		kids := map[string]bool{}
+		activate := map[string]time.Time{}
+		pending, rotations := "", 0
+		for i := 0; rotations < 3 || pending != ""; i++ {
+			if i == 300 {
+				t.Fatalf("rotated key %s never signed", pending)
+			}
+			if pending == "" {
+				rotator := replicas[rotations%2]
+				rot, err := rotator.Client.RotateSigningKey(admin, &authv1.RotateSigningKeyRequest{})
+				if err != nil {
+					t.Fatalf("RotateSigningKey: %v", err)
+				}
+				pending, activate[rot.GetKeyId()] = rot.GetKeyId(), rot.GetActivateTime().AsTime()
+				rotations++
+				if _, ok := rotator.KeySet(t).Key(pending); !ok {
+					t.Errorf("rotated key %s not published at once by the replica that created it", pending)
+				}
+			}
+			login, other := replicas[i%2], replicas[(i+1)%2]
+			before := other.KeySet(t)
+			raw := login.Login(t, email).GetAccessToken()
+			c, err := login.Verifier(t, before).Verify(raw)
+			if err != nil {
+				t.Fatalf("token %d does not verify with the key set published before it was signed: %v", i, err)
+			}
+			if at, ok := activate[c.KeyID]; ok && c.IssuedAt.Before(at.Truncate(time.Second)) {
+				t.Errorf("key %s signed at %v, before its activate time %v", c.KeyID, c.IssuedAt, at)
+			}
+			if c.KeyID == pending {
+				pending = ""
+			}
+			kids[c.KeyID] = true
+			tokens = append(tokens, raw)
+		}
+		if len(kids) != 4 {
+			t.Errorf("tokens signed by %d keys, want 4 (the first and three rotations)", len(kids))
+		}
+		t.Logf("%d logins across 3 rotations", len(tokens))
+		for i, raw := range tokens {
+			for _, s := range replicas {
+				if _, err := s.Client.GetMe(authtest.WithToken(ctx, raw), &authv1.GetMeRequest{}); err != nil {
+					t.Errorf("token %d refused after rotations: %v", i, err)
+				}
+				if r, err := s.Client.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: raw}); err != nil || !r.GetActive() {
+					t.Errorf("token %d inactive after rotations: %v, %v", i, r, err)
+				}
+			}
+		}
+	})
+}
+
+// TestRetiredKeyRefused moves a replica's clock past the withdrawal of a
+// rotated-out key: the key leaves the key set and the store, and a token
+// it signed is refused, because its key is gone and not only because it
+// has expired. Then the clock passes the rotation interval, and the
+// replica rotates by itself.
+func TestRetiredKeyRefused(t *testing.T) {
+	forEachStore(t, func(t *testing.T, dsn string) {
+		clk := &clock{}
+		s := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
+			c.Now = clk.Now
+			c.KeyRotationInterval = 6 * time.Hour
+		}})
+		ctx := t.Context()
+		_, old := s.NewCustomer(t)
+		oldClaims, err := s.Verifier(t, s.KeySet(t)).Verify(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rot, err := s.Client.RotateSigningKey(authtest.WithToken(ctx, s.AdminToken(t)), &authv1.RotateSigningKeyRequest{})
+		if err != nil {
+			t.Fatalf("RotateSigningKey: %v", err)
+		}
+		if d := rot.GetActivateTime().AsTime().Sub(clk.Now()); d <= 0 || d > s.Config.KeyPublishDelay {
+			t.Errorf("new key activates in %v, want within the publish delay %v", d, s.Config.KeyPublishDelay)
+		}
+		eventually(t, 5*time.Second, "the new key to sign", func() bool {
+			kid, _ := token.KeyID(s.Login(t, authtest.AdminEmail).GetAccessToken())
+			return kid == rot.GetKeyId()
+		})
+
+		clk.Advance(s.Config.TokenLifetime + token.MaxLeeway + time.Minute)
+		eventually(t, 5*time.Second, "the old key to be withdrawn", func() bool {
+			_, published := s.KeySet(t).Key(oldClaims.KeyID)
+			return !published
+		})
+		keys, _, err := s.Store.SigningKeys(ctx)
+		if err != nil || slices.ContainsFunc(keys, func(k authsvc.StoredKey) bool { return k.ID == oldClaims.KeyID }) {
+			t.Errorf("withdrawn key still stored (%v)", err)
+		}
+		_, err = s.Client.GetMe(authtest.WithToken(ctx, old), &authv1.GetMeRequest{})
+		wantCode(t, "GetMe with a token of a withdrawn key", err, codes.Unauthenticated)
+		if r, err := s.Client.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: old}); err != nil || !proto.Equal(r, &authv1.IntrospectTokenResponse{}) {
+			t.Errorf("IntrospectToken = %v, %v; want inactive", r, err)
+		}
+		v, err := token.NewVerifier(token.VerifierConfig{
+			Issuer: s.Config.Issuer, Audience: s.Config.Audience, Keys: s.KeySet(t),
+			Now: func() time.Time { return oldClaims.IssuedAt.Add(time.Minute) }, // while it was unexpired
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(old); !errors.Is(err, token.ErrUnknownKey) {
+			t.Errorf("Verify with the current key set at issue time = %v, want ErrUnknownKey", err)
+		}
+
+		clk.Advance(6 * time.Hour)
+		eventually(t, 5*time.Second, "an automatic rotation", func() bool {
+			ids := s.KeySet(t).KeyIDs()
+			return len(ids) == 2 && slices.Contains(ids, rot.GetKeyId())
+		})
+	})
+}
+
+func TestRotateSigningKeyNeedsAdmin(t *testing.T) {
+	s := authtest.Start(t, authtest.Options{})
+	_, tok := s.NewCustomer(t)
+	_, err := s.Client.RotateSigningKey(authtest.WithToken(t.Context(), tok), &authv1.RotateSigningKeyRequest{})
+	wantCode(t, "RotateSigningKey as a customer", err, codes.PermissionDenied)
+	if got := s.KeySet(t).Len(); got != 1 {
+		t.Errorf("key set has %d keys after a refused rotation, want 1", got)
+	}
+}
+
+// TestReplicasStartingTogether builds replicas on an empty store at the
+// same moment: they must agree on one first key.
+func TestReplicasStartingTogether(t *testing.T) {
+	forEachStore(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		log := slog.New(slog.DiscardHandler)
+		cfg := authtest.Config()
+		const replicas = 3
+		docs := make([]string, replicas)
+		errs := make([]error, replicas)
+		var wg sync.WaitGroup
+		for i := range replicas {
+			wg.Go(func() {
+				store, err := sqlstore.Open(ctx, dsn, log)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				defer store.Close()
+				svc, err := authsvc.New(ctx, cfg, store, log)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				resp, err := svc.GetKeySet(ctx, &authv1.GetKeySetRequest{})
+				docs[i], errs[i] = resp.GetJwksJson(), err
+			})
+		}
+		wg.Wait()
+		for i := range replicas {
+			if errs[i] != nil {
+				t.Fatalf("replica %d: %v", i, errs[i])
+			}
+			ks, err := token.ParseKeySet([]byte(docs[i]))
+			if err != nil || ks.Len() != 1 || docs[i] != docs[0] {
+				t.Errorf("replica %d publishes %s (%v), replica 0 %s", i, docs[i], err, docs[0])
+			}
+		}
+	})
+}

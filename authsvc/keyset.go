@@ -1,0 +1,52 @@
+package authsvc
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/grpcauth"
+	"github.com/tokencart/tokencart/internal/token"
+)
+
+// GetKeySet implements authv1.AuthServiceServer.
+func (s *Service) GetKeySet(context.Context, *authv1.GetKeySetRequest) (*authv1.GetKeySetResponse, error) {
+	return &authv1.GetKeySetResponse{
+		JwksJson: string(s.keys.jwks()),
+		MaxAge:   durationpb.New(s.cfg.JWKSMaxAge),
+	}, nil
+}
+
+// serveJWKS serves the same document as GetKeySet, for JWKS consumers
+// such as Envoy's jwt_authn filter and Istio's RequestAuthentication.
+func (s *Service) serveJWKS(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	maxAge := int(math.Ceil(s.cfg.JWKSMaxAge.Seconds()))
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(maxAge))
+	h.Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(s.keys.jwks())
+}
+
+// RotateSigningKey implements authv1.AuthServiceServer.
+func (s *Service) RotateSigningKey(ctx context.Context, _ *authv1.RotateSigningKeyRequest) (*authv1.RotateSigningKeyResponse, error) {
+	resp, err := s.rotateSigningKey(ctx)
+	return resp, s.rpcError(ctx, err)
+}
+
+func (s *Service) rotateSigningKey(ctx context.Context) (*authv1.RotateSigningKeyResponse, error) {
+	if err := grpcauth.RequireRole(ctx, token.RoleAdmin); err != nil {
+		return nil, err
+	}
+	k, err := s.keys.rotate(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("rotate signing key: %w", err)
+	}
+	return &authv1.RotateSigningKeyResponse{KeyId: k.ID, ActivateTime: timestamppb.New(k.ActivateTime)}, nil
+}

@@ -1,0 +1,119 @@
+package authsvc_test
+
+import (
+	"encoding/base64"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/tokencart/tokencart/authsvc"
+	"github.com/tokencart/tokencart/authsvc/authtest"
+	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+)
+
+// TestWatchRevocations covers replay from the start and from a cursor,
+// heartbeats and bad cursors.
+func TestWatchRevocations(t *testing.T) {
+	s := authtest.Start(t, authtest.Options{})
+	ctx := t.Context()
+	u, _ := s.NewCustomer(t)
+	logout := func() string {
+		login := s.Login(t, u.GetEmail())
+		if _, err := s.Client.Logout(authtest.WithToken(ctx, login.GetAccessToken()), &authv1.LogoutRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.Verifier(t, s.KeySet(t)).Verify(login.GetAccessToken())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.TokenID
+	}
+	ids := func(revs []*authv1.Revocation) (out []string) {
+		for _, r := range revs {
+			out = append(out, r.GetTokenId())
+		}
+		return out
+	}
+
+	empty := watch(t, s, "")
+	if got := empty.syncUp(t); len(got) != 0 {
+		t.Errorf("replay of an empty feed: %v", got)
+	}
+	first := []string{logout(), logout(), logout()}
+	w := watch(t, s, "")
+	if got := ids(w.syncUp(t)); !slices.Equal(got, first) {
+		t.Fatalf("replay = %v, want %v in order", got, first)
+	}
+	hb := w.next(t, 2*time.Second)
+	if len(hb.GetRevocations()) != 0 || hb.GetHeartbeatInterval().AsDuration() != s.Config.RevocationHeartbeat || hb.GetCursor() == "" {
+		t.Errorf("heartbeat = %v", hb)
+	}
+	for _, id := range first {
+		empty.waitFor(t, id, 5*time.Second)
+	}
+
+	fourth := logout()
+	resumed := watch(t, s, hb.GetCursor())
+	if got := ids(resumed.syncUp(t)); !slices.Equal(got, []string{fourth}) {
+		t.Errorf("replay from the cursor = %v, want [%s]", got, fourth)
+	}
+
+	for name, cursor := range map[string]string{
+		"garbage":     "not a cursor!",
+		"other shape": base64.RawURLEncoding.EncodeToString([]byte("xx:1")),
+		// The cursor format is opaque to clients, but a test may know it:
+		// a sequence number the store never reached.
+		"from the future": base64.RawURLEncoding.EncodeToString([]byte("rv1:999999")),
+	} {
+		stream, err := s.Client.WatchRevocations(ctx, &authv1.WatchRevocationsRequest{Cursor: cursor})
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		wantCode(t, name+" cursor", err, codes.InvalidArgument)
+	}
+}
+
+// TestRevocationDelayBetweenReplicas measures how long a revocation made on
+// one replica takes to reach a WatchRevocations stream on another, at the
+// production poll interval. It reports and does not assert.
+func TestRevocationDelayBetweenReplicas(t *testing.T) {
+	forEachStore(t, func(t *testing.T, dsn string) {
+		poll := authsvc.DefaultConfig().RevocationPollInterval
+		a, b := startPair(t, dsn, func(c *authsvc.Config) { c.RevocationPollInterval = poll })
+		ctx := t.Context()
+		u, _ := a.NewCustomer(t)
+		refresh := a.Login(t, u.GetEmail()).GetRefreshToken()
+		feed := watch(t, b, "")
+		feed.syncUp(t)
+		verify := a.Verifier(t, a.KeySet(t))
+		var delays []time.Duration
+		for range 10 {
+			// RefreshToken mints a token without an argon2id hash.
+			r, err := a.Client.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: refresh})
+			if err != nil {
+				t.Fatal(err)
+			}
+			refresh = r.GetRefreshToken()
+			c, err := verify.Verify(r.GetAccessToken())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A random pause spreads the revocations over the poll cycle
+			// (otherwise each would follow the previous receipt, just after
+			// a poll, and measure the worst case every time).
+			time.Sleep(rand.N(poll))
+			start := time.Now()
+			if _, err := a.Client.Logout(authtest.WithToken(ctx, r.GetAccessToken()), &authv1.LogoutRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			feed.waitFor(t, c.TokenID, 5*time.Second)
+			delays = append(delays, time.Since(start))
+		}
+		slices.Sort(delays)
+		t.Logf("%s: revocation delay a->b (Logout call to stream receipt, poll interval %v, %d samples): min %v, median %v, max %v",
+			t.Name(), poll, len(delays), delays[0].Round(time.Millisecond), delays[len(delays)/2].Round(time.Millisecond), delays[len(delays)-1].Round(time.Millisecond))
+	})
+}

@@ -1,0 +1,195 @@
+package authsvc
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/grpcauth"
+	"github.com/tokencart/tokencart/internal/serve"
+	"github.com/tokencart/tokencart/internal/token"
+)
+
+// PublicMethods are the AuthService methods callable without an access
+// token. Every other method requires one (serve.WithAuth is fail-closed).
+var PublicMethods = []string{
+	authv1.AuthService_Register_FullMethodName,
+	authv1.AuthService_Login_FullMethodName,
+	authv1.AuthService_RefreshToken_FullMethodName,
+	authv1.AuthService_IntrospectToken_FullMethodName,
+	authv1.AuthService_GetKeySet_FullMethodName,
+	authv1.AuthService_WatchRevocations_FullMethodName,
+}
+
+// JWKSPath is where the admin HTTP server publishes the key set.
+const JWKSPath = "/.well-known/jwks.json"
+
+// Service implements authv1.AuthServiceServer, and grpcauth.Authenticator
+// for its own authenticated methods. Any number of replicas may share one
+// Store; a Service holds no state another replica would need.
+type Service struct {
+	authv1.UnimplementedAuthServiceServer
+
+	cfg      Config
+	store    Store
+	log      *slog.Logger
+	now      func() time.Time
+	hasher   *hasher
+	keys     *keyManager
+	verifier *token.Verifier
+	feed     *revocationFeed
+	// dummyHash is checked against for unknown emails, so that they cost
+	// as much as a wrong password.
+	dummyHash string
+
+	// stopping is closed when Run winds down; it ends WatchRevocations.
+	stopping chan struct{}
+	stopOnce sync.Once
+}
+
+// New returns a Service over store, which it does not close. It loads the
+// signing keys (creating the first one in an empty store) and grants the
+// bootstrap admin its role, so a Service that New returns can sign at once.
+// Call Run to keep keys, revocations and pruning going.
+func New(ctx context.Context, cfg Config, store Store, log *slog.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	kek, err := cfg.kek()
+	if err != nil {
+		return nil, err
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	s := &Service{
+		cfg:      cfg,
+		store:    store,
+		log:      log,
+		now:      now,
+		hasher:   newHasher(cfg.Argon2, cfg.HashConcurrency, cfg.HashQueueTimeout),
+		feed:     newRevocationFeed(),
+		stopping: make(chan struct{}),
+	}
+	if kek == nil {
+		log.Warn("NO --key-encryption-key (AUTHSVC_KEY_ENCRYPTION_KEY): private signing keys are stored UNENCRYPTED; acceptable for development only")
+	}
+	if s.keys, err = newKeyManager(store, kek, &cfg, now, log); err != nil {
+		return nil, err
+	}
+	if s.verifier, err = token.NewVerifier(token.VerifierConfig{
+		Issuer: cfg.Issuer, Audience: cfg.Audience, Leeway: cfg.Leeway, Keys: s.keys, Now: now,
+	}); err != nil {
+		return nil, err
+	}
+	if err := s.keys.refresh(ctx); err != nil {
+		return nil, err
+	}
+	if s.dummyHash, err = s.hasher.hash(ctx, rand.Text()); err != nil {
+		return nil, fmt.Errorf("dummy password hash: %w", err)
+	}
+	if cfg.BootstrapAdmin != "" {
+		email, _ := normalizeEmail(cfg.BootstrapAdmin)
+		switch err := store.AddRole(ctx, email, token.RoleAdmin); {
+		case err == nil:
+			log.Info("bootstrap admin has the admin role")
+		case errors.Is(err, ErrNotFound):
+			log.Info("bootstrap admin not registered yet; it gets the admin role when it registers")
+		default:
+			return nil, fmt.Errorf("grant bootstrap admin: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// ServeOptions returns what a serve.Server needs to host s: authentication
+// of every method but PublicMethods, the JWKS on the admin port, and a
+// store readiness check. Register s on the server's GRPC() as well.
+func (s *Service) ServeOptions() []serve.Option {
+	return []serve.Option{
+		serve.WithAuth(grpcauth.AuthFunc(s), PublicMethods),
+		serve.WithHTTPHandler("GET "+JWKSPath, http.HandlerFunc(s.serveJWKS)),
+		serve.WithReadiness("store", s.store.Ping),
+	}
+}
+
+// Run keeps the replica current until ctx is done: it reloads (and when
+// due rotates) the signing keys, follows the revocations of other replicas
+// and prunes expired rows. When ctx is done it waits drainDelay (the
+// serve.Config.DrainDelay: the server still takes calls then), ends every
+// WatchRevocations stream so a graceful stop is not held up by them, and
+// returns nil. Store errors are logged and retried at the next tick.
+func (s *Service) Run(ctx context.Context) error {
+	loops, stop := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	every := func(d time.Duration, what string, f func(context.Context) error) {
+		wg.Go(func() {
+			t := time.NewTicker(d)
+			defer t.Stop()
+			for {
+				select {
+				case <-loops.Done():
+					return
+				case <-t.C:
+				}
+				if err := f(loops); err != nil && loops.Err() == nil {
+					s.log.WarnContext(loops, what+" failed", "error", err)
+				}
+			}
+		})
+	}
+	every(s.cfg.KeyReloadInterval, "signing key reload", s.keys.refresh)
+	every(s.cfg.RevocationPollInterval, "revocation poll", s.pollRevocations)
+	every(s.cfg.PruneInterval, "prune", s.prune)
+
+	<-ctx.Done()
+	if d := s.cfg.Serve.DrainDelay; d > 0 {
+		t := time.NewTimer(d)
+		<-t.C
+	}
+	s.stopOnce.Do(func() { close(s.stopping) })
+	stop()
+	wg.Wait()
+	return nil
+}
+
+func (s *Service) prune(ctx context.Context) error {
+	now := s.now()
+	return s.store.Prune(ctx, now, now.Add(-token.MaxLeeway), now.Add(-s.cfg.LoginThrottleWindow))
+}
+
+// Authenticate implements grpcauth.Authenticator: the token must verify
+// with the published keys and not be revoked. Revocation is read from the
+// store on every call, so a token revoked on any replica is refused at once
+// by all; the methods that need authentication here are few and each one
+// reads the store anyway.
+func (s *Service) Authenticate(ctx context.Context, raw string) (token.Claims, error) {
+	c, err := s.verifier.Verify(raw)
+	if err != nil {
+		return token.Claims{}, err
+	}
+	revoked, err := s.store.IsRevoked(ctx, c.TokenID)
+	if err != nil {
+		return token.Claims{}, s.rpcError(ctx, fmt.Errorf("check revocation: %w", err))
+	}
+	if revoked {
+		return token.Claims{}, errors.New("token revoked")
+	}
+	return c, nil
+}
+
+// caller returns the authenticated caller's claims.
+func caller(ctx context.Context) (token.Claims, error) {
+	c, ok := grpcauth.ClaimsFrom(ctx)
+	if !ok {
+		return token.Claims{}, errUnauthenticated
+	}
+	return c, nil
+}
