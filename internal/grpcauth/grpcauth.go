@@ -3,6 +3,25 @@
 // puts the verified claims into the request's context, as the AuthFunc of
 // go-grpc-middleware v2's auth interceptor. Handlers read the caller from
 // the context with ClaimsFrom; nothing else identifies a caller.
+//
+// It also provides the Authenticators that services replicated behind
+// authsvc use, built together by NewValidator from a Config:
+//
+//   - Local (mode "local"): the signature and claims are checked in process
+//     against authsvc's published keys (KeySource: fetched at start,
+//     refreshed periodically and, rate-limited, when an unknown kid shows
+//     up), remembered in a bounded, lock-free cache of verified tokens
+//     (keyed by the token's SHA-256, never past its exp, dropped when its
+//     key is withdrawn), and every call, cached or not, is checked against
+//     the revocation set (Revocations: fed by authsvc's WatchRevocations
+//     stream, resumed from its cursor with exponential backoff). When that
+//     feed has been silent longer than the staleness bound, tokens are
+//     either introspected at authsvc or refused with Unavailable
+//     (StalePolicy): never accepted unchecked.
+//   - Introspector (mode "remote"): every token is introspected at authsvc,
+//     with a short, bounded cache.
+//
+// Package fakeauth serves the authsvc side of this for tests.
 package grpcauth
 
 import (

@@ -1,0 +1,102 @@
+package catalogsvc_test
+
+import (
+	"encoding/base64"
+	"flag"
+	"strings"
+	"testing"
+
+	"github.com/tokencart/tokencart/catalogsvc"
+	"github.com/tokencart/tokencart/internal/envflag"
+)
+
+func TestRegisterFlags(t *testing.T) {
+	t.Parallel()
+	fs := flag.NewFlagSet("catalogsvc", flag.ContinueOnError)
+	cfg := catalogsvc.RegisterFlags(fs)
+	for _, name := range []string{
+		"grpc-addr", "admin-addr", "dsn", "cart-mode", "cart-key", "cart-old-keys", "auth-addr", "auth-mode",
+		"issuer", "audience", "keyset-refresh", "revocation-staleness", "stale-policy", "token-cache-size",
+		"introspect-cache-ttl", "catalog-refresh", "seed",
+	} {
+		if fs.Lookup(name) == nil {
+			t.Errorf("no --%s flag", name)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("defaults do not validate: %v", err)
+	}
+	if cfg.DSN != "var/catalogsvc.db" || cfg.AuthAddr != "127.0.0.1:8081" || cfg.CartMode != "store" ||
+		cfg.Auth.Mode != "local" || cfg.Auth.Issuer != "tokencart-authsvc" || cfg.Auth.Audience != "tokencart" ||
+		cfg.Serve.GRPCAddr != ":8082" || cfg.Serve.AdminAddr != ":9082" || string(cfg.Auth.StalePolicy) != "introspect" {
+		t.Errorf("unexpected defaults: %+v", cfg)
+	}
+}
+
+func TestConfigFromEnvironment(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	t.Setenv("CATALOGSVC_CART_MODE", "request")
+	t.Setenv("CATALOGSVC_CART_KEY", key)
+	t.Setenv("CATALOGSVC_STALE_POLICY", "refuse")
+	fs := flag.NewFlagSet("catalogsvc", flag.ContinueOnError)
+	cfg := catalogsvc.RegisterFlags(fs)
+	if err := envflag.Parse(fs, catalogsvc.EnvPrefix, []string{"--dsn", "/tmp/x.db"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.CartMode != "request" || cfg.CartKey != key || cfg.DSN != "/tmp/x.db" || cfg.Auth.StalePolicy != "refuse" {
+		t.Errorf("config from the environment: %+v", cfg)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	secret := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	short := base64.StdEncoding.EncodeToString([]byte("too short"))
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"request mode without a key", []string{"--cart-mode=request"}},
+		{"key not base64", []string{"--cart-mode=request", "--cart-key=###" + secret}},
+		{"key too short", []string{"--cart-mode=request", "--cart-key=" + short}},
+		{"bad old key", []string{"--cart-mode=request", "--cart-key=" + secret, "--cart-old-keys=" + secret + "," + short}},
+		{"unknown cart mode", []string{"--cart-mode=memory"}},
+		{"unknown auth mode", []string{"--auth-mode=trust"}},
+		{"unknown stale policy", []string{"--stale-policy=accept"}},
+		{"negative cache", []string{"--token-cache-size=-1"}},
+		{"zero staleness", []string{"--revocation-staleness=0s"}},
+		{"zero refresh", []string{"--keyset-refresh=0s"}},
+		{"zero catalog refresh", []string{"--catalog-refresh=0s"}},
+		{"bad auth address", []string{"--auth-addr=authsvc"}},
+		{"empty DSN", []string{"--dsn="}},
+		{"bad listen address", []string{"--grpc-addr=nope"}},
+		{"empty issuer", []string{"--issuer="}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("catalogsvc", flag.ContinueOnError)
+			cfg := catalogsvc.RegisterFlags(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			err := cfg.Validate()
+			if err == nil {
+				t.Fatal("invalid configuration accepted")
+			}
+			if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), short) {
+				t.Errorf("error message leaks a key: %v", err)
+			}
+		})
+	}
+	fs := flag.NewFlagSet("catalogsvc", flag.ContinueOnError)
+	cfg := catalogsvc.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--cart-mode=request", "--cart-key=" + secret, "--cart-old-keys= " + base64.RawURLEncoding.EncodeToString([]byte("abcdef0123456789abcdef0123456789")) + ","}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("valid rotation config refused: %v", err)
+	}
+}

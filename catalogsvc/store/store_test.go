@@ -1,0 +1,332 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokencart/tokencart/catalogsvc/cart"
+	"github.com/tokencart/tokencart/catalogsvc/store"
+	"github.com/tokencart/tokencart/internal/pgtest"
+)
+
+// Store is what both implementations offer; the contract tests below run
+// against each.
+type Store interface {
+	io.Closer
+	CatalogVersion(ctx context.Context) (int64, error)
+	Products(ctx context.Context) ([]store.Product, error)
+	UpsertProduct(ctx context.Context, p store.Product) error
+	DeleteProduct(ctx context.Context, id string) error
+	SeedProducts(ctx context.Context, products []store.Product) (bool, error)
+	Cart(ctx context.Context, owner string) (cart.Cart, error)
+	MutateCart(ctx context.Context, owner string, req store.Request, apply store.ApplyFunc) (cart.Cart, error)
+	PruneRequests(ctx context.Context, cutoff time.Time) (int64, error)
+}
+
+// backend opens replicas (independent connections) of one fresh database.
+type backend struct {
+	name string
+	open func(t *testing.T) func(t *testing.T) Store
+}
+
+var backends = []backend{
+	{"sqlite", func(t *testing.T) func(t *testing.T) Store {
+		path := filepath.Join(t.TempDir(), "catalog.db")
+		return func(t *testing.T) Store {
+			s, err := store.OpenSQLite(context.Background(), path, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { closeStore(t, s) })
+			return s
+		}
+	}},
+	{"postgres", func(t *testing.T) func(t *testing.T) Store {
+		dsn := pgtest.DSN(t)
+		return func(t *testing.T) Store {
+			s, err := store.OpenPostgres(context.Background(), dsn, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { closeStore(t, s) })
+			return s
+		}
+	}},
+}
+
+func closeStore(t testing.TB, s io.Closer) {
+	if err := s.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+}
+
+func forEachBackend(t *testing.T, test func(t *testing.T, replica func(t *testing.T) Store)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, b.open(t))
+		})
+	}
+}
+
+type allProducts struct{}
+
+func (allProducts) Has(string) bool { return true }
+
+func add(id string, q int64) store.ApplyFunc {
+	return func(c cart.Cart) (cart.Cart, bool, error) {
+		return cart.Apply(c, cart.Op{Kind: cart.Add, ProductID: id, Quantity: q}, allProducts{}, time.Now())
+	}
+}
+
+func product(id string) store.Product {
+	return store.Product{ID: id, Name: "Product " + id, Description: "d", Category: "c", Currency: "EUR", Units: 3, Nanos: 500_000_000,
+		UpdateTime: time.UnixMicro(time.Now().UnixMicro()).UTC()}
+}
+
+func TestSeedOnceUnderConcurrentStarts(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, replica func(t *testing.T) Store) {
+		ctx := context.Background()
+		seed := []store.Product{product("a"), product("b"), product("c")}
+		const replicas = 4
+		stores := make([]Store, replicas)
+		for i := range stores {
+			stores[i] = replica(t)
+		}
+		seeded := make([]bool, replicas)
+		var wg sync.WaitGroup
+		for i, s := range stores {
+			wg.Go(func() {
+				ok, err := s.SeedProducts(ctx, seed)
+				if err != nil {
+					t.Errorf("seed: %v", err)
+				}
+				seeded[i] = ok
+			})
+		}
+		wg.Wait()
+		n := 0
+		for _, ok := range seeded {
+			if ok {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d replicas seeded, want exactly 1", n)
+		}
+		got, err := stores[0].Products(ctx)
+		if err != nil || len(got) != 3 {
+			t.Fatalf("products after seeding: %d, %v", len(got), err)
+		}
+		// Deleted products stay deleted across restarts.
+		if err := stores[0].DeleteProduct(ctx, "b"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := replica(t).SeedProducts(ctx, seed); ok || err != nil {
+			t.Errorf("second seed: %v, %v; want no seeding", ok, err)
+		}
+		if got, _ := stores[0].Products(ctx); len(got) != 2 {
+			t.Errorf("a deleted seed product came back: %d products", len(got))
+		}
+	})
+}
+
+func TestProducts(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, replica func(t *testing.T) Store) {
+		ctx := context.Background()
+		s := replica(t)
+		v0, err := s.CatalogVersion(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := product("tea")
+		if err := s.UpsertProduct(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		p.Name, p.Units = "Green tea", 9
+		if err := s.UpsertProduct(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Products(ctx)
+		if err != nil || len(got) != 1 || got[0] != p {
+			t.Fatalf("Products = %+v, %v; want [%+v]", got, err, p)
+		}
+		if err := s.DeleteProduct(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("delete absent: %v, want ErrNotFound", err)
+		}
+		if err := s.DeleteProduct(ctx, "tea"); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := s.CatalogVersion(ctx); v != v0+3 {
+			t.Errorf("catalog version %d after 3 changes from %d", v, v0)
+		}
+	})
+}
+
+func TestMutateCartConcurrentReplicas(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, replica func(t *testing.T) Store) {
+		ctx := context.Background()
+		a, b := replica(t), replica(t)
+		const n = 200
+		var wg sync.WaitGroup
+		for i := range n {
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			wg.Go(func() {
+				if _, err := s.MutateCart(ctx, "owner", store.Request{}, add("p", 1)); err != nil {
+					t.Errorf("add: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		c, err := a.Cart(ctx, "owner")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Version != n || len(c.Lines) != 1 || c.Lines[0].Quantity != n {
+			t.Errorf("cart = %+v, want version %d and one line of %d", c, n, n)
+		}
+	})
+}
+
+func TestMutateCartIdempotency(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, replica func(t *testing.T) Store) {
+		ctx := context.Background()
+		a, b := replica(t), replica(t)
+		op := cart.Op{Kind: cart.Add, ProductID: "p", Quantity: 2}
+		req := store.Request{ID: "req-1", Hash: op.Hash()}
+
+		// The same key from two replicas at once, on a cart with no row yet:
+		// applied once, both see the same result.
+		results := make([]cart.Cart, 8)
+		var wg sync.WaitGroup
+		for i := range results {
+			s := []Store{a, b}[i%2]
+			wg.Go(func() {
+				c, err := s.MutateCart(ctx, "owner", req, add("p", 2))
+				if err != nil {
+					t.Errorf("mutate: %v", err)
+				}
+				results[i] = c
+			})
+		}
+		wg.Wait()
+		for _, c := range results {
+			if c.Version != 1 || c.Lines[0].Quantity != 2 || !c.UpdateTime.Equal(results[0].UpdateTime) {
+				t.Errorf("result %+v, want version 1 with 2 of p, as the first", c)
+			}
+		}
+
+		// Later changes do not alter what a replay returns.
+		if _, err := a.MutateCart(ctx, "owner", store.Request{}, add("q", 1)); err != nil {
+			t.Fatal(err)
+		}
+		replay, err := b.MutateCart(ctx, "owner", req, add("p", 2))
+		if err != nil || replay.Version != 1 || len(replay.Lines) != 1 {
+			t.Errorf("replay = %+v, %v; want the original result", replay, err)
+		}
+		other := store.Request{ID: "req-1", Hash: cart.Op{Kind: cart.Add, ProductID: "p", Quantity: 3}.Hash()}
+		if _, err := a.MutateCart(ctx, "owner", other, add("p", 3)); !errors.Is(err, cart.ErrRequestReused) {
+			t.Errorf("reused key: %v, want ErrRequestReused", err)
+		}
+		// Keys are per owner.
+		if c, err := a.MutateCart(ctx, "someone-else", req, add("p", 2)); err != nil || c.Version != 1 {
+			t.Errorf("same key, other owner: %+v, %v", c, err)
+		}
+		// A failed change records nothing: a retry may succeed.
+		failing := store.Request{ID: "req-2", Hash: [32]byte{2}}
+		boom := errors.New("boom")
+		if _, err := a.MutateCart(ctx, "owner", failing, func(cart.Cart) (cart.Cart, bool, error) { return cart.Cart{}, false, boom }); !errors.Is(err, boom) {
+			t.Fatalf("failing apply: %v", err)
+		}
+		if c, err := a.MutateCart(ctx, "owner", failing, add("p", 1)); err != nil || c.Version != 3 {
+			t.Errorf("retry after failure: %+v, %v; want version 3", c, err)
+		}
+		if c, _ := a.Cart(ctx, "owner"); c.Version != 3 || c.Lines[0].Quantity != 3 {
+			t.Errorf("cart = %+v", c)
+		}
+
+		// Pruning removes keys older than the cutoff only.
+		if n, err := a.PruneRequests(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+			t.Errorf("prune old: %d, %v", n, err)
+		}
+		if n, err := a.PruneRequests(ctx, time.Now().Add(time.Second)); err != nil || n != 3 {
+			t.Errorf("prune all: %d, %v; want 3", n, err)
+		}
+	})
+}
+
+func BenchmarkMutateCart(b *testing.B) {
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			s := openForBench(b, be.name)
+			ctx := context.Background()
+			var i int64
+			var mu sync.Mutex
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				mu.Lock()
+				i++
+				owner := fmt.Sprint("owner-", i)
+				mu.Unlock()
+				for q := int64(0); pb.Next(); q++ {
+					set := func(c cart.Cart) (cart.Cart, bool, error) {
+						return cart.Apply(c, cart.Op{Kind: cart.Set, ProductID: "p", Quantity: q%cart.MaxQuantity + 1}, allProducts{}, time.Now())
+					}
+					if _, err := s.MutateCart(ctx, owner, store.Request{}, set); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+func openForBench(b *testing.B, name string) Store {
+	var s Store
+	var err error
+	switch name {
+	case "sqlite":
+		s, err = store.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "c.db"), slog.New(slog.DiscardHandler))
+	default:
+		s, err = store.OpenPostgres(context.Background(), pgtest.DSN(b), slog.New(slog.DiscardHandler))
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { closeStore(b, s) })
+	return s
+}
+
+func BenchmarkCartRead(b *testing.B) {
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			s := openForBench(b, be.name)
+			ctx := context.Background()
+			if _, err := s.MutateCart(ctx, "owner", store.Request{}, add("p", 1)); err != nil {
+				b.Fatal(err)
+			}
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := s.Cart(ctx, "owner"); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}

@@ -1,0 +1,505 @@
+package grpcauth_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/tokencart/tokencart/internal/grpcauth"
+	"github.com/tokencart/tokencart/internal/grpcauth/fakeauth"
+	"github.com/tokencart/tokencart/internal/token"
+)
+
+// testTimeout bounds every wait of these tests.
+const testTimeout = 10 * time.Second
+
+func baseConfig() grpcauth.Config {
+	return grpcauth.Config{
+		Mode:                grpcauth.ModeLocal,
+		Issuer:              fakeauth.Issuer,
+		Audience:            fakeauth.Audience,
+		KeySetRefresh:       time.Minute, // refreshes in these tests are explicit
+		RevocationStaleness: time.Second,
+		StalePolicy:         grpcauth.StaleIntrospect,
+		TokenCacheSize:      1000,
+		IntrospectCacheTTL:  time.Second,
+		Log:                 slog.New(slog.DiscardHandler),
+	}
+}
+
+// startValidator dials fake and runs a Validator with cfg until the test
+// ends, returning once it is ready (and, in local mode, once the revocation
+// feed has spoken).
+func startValidator(t *testing.T, fake *fakeauth.Server, cfg grpcauth.Config) *grpcauth.Validator {
+	t.Helper()
+	conn, err := grpc.NewClient(fake.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := grpcauth.NewValidator(conn, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- v.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		conn.Close()
+	})
+	waitFor(t, "validator ready", func() bool {
+		if v.Ready(ctx) != nil {
+			return false
+		}
+		return v.Revocations() == nil || !v.Revocations().LastMessage().IsZero()
+	})
+	return v
+}
+
+// waitFor polls cond until it holds or the test times out.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+func authCode(err error) codes.Code {
+	if err == nil {
+		return codes.OK
+	}
+	if s, ok := status.FromError(err); ok {
+		return s.Code()
+	}
+	return codes.Unauthenticated // what AuthFunc makes of a plain error
+}
+
+func TestLocalAcceptsAndRevokes(t *testing.T) {
+	t.Parallel()
+	fake := fakeauth.Start(t)
+	v := startValidator(t, fake, baseConfig())
+	ctx := context.Background()
+	raw := fake.Mint(t, "user-1", token.RoleCustomer)
+	for range 3 { // miss, then hits
+		c, err := v.Authenticate(ctx, raw)
+		if err != nil {
+			t.Fatalf("Authenticate: %v", err)
+		}
+		if c.Subject != "user-1" || !c.HasRole(token.RoleCustomer) {
+			t.Fatalf("claims = %+v", c)
+		}
+	}
+	start := time.Now()
+	fake.Revoke(t, raw)
+	waitFor(t, "revocation to apply", func() bool {
+		_, err := v.Authenticate(ctx, raw)
+		return err != nil
+	})
+	t.Logf("revocation applied after %v", time.Since(start))
+	if _, err := v.Authenticate(ctx, raw); authCode(err) != codes.Unauthenticated {
+		t.Errorf("revoked token: code %v, want Unauthenticated", authCode(err))
+	}
+	// Another token of the same user is unaffected.
+	if _, err := v.Authenticate(ctx, fake.Mint(t, "user-1")); err != nil {
+		t.Errorf("fresh token refused: %v", err)
+	}
+}
+
+func TestLocalRefusesBadTokens(t *testing.T) {
+	t.Parallel()
+	fake := fakeauth.Start(t)
+	v := startValidator(t, fake, baseConfig())
+	now := time.Now()
+	good := token.Claims{Issuer: fakeauth.Issuer, Subject: "u", Audience: []string{fakeauth.Audience},
+		TokenID: token.NewID(), IssuedAt: now.Add(-time.Minute), Expiry: now.Add(time.Hour)}
+	with := func(f func(*token.Claims)) string {
+		c := good
+		c.TokenID = token.NewID()
+		f(&c)
+		return fake.MintClaims(t, c)
+	}
+	valid := fake.Mint(t, "u")
+	tests := []struct {
+		name string
+		raw  string
+	}{
+		{"garbage", "not-a-token"},
+		{"wrong issuer", with(func(c *token.Claims) { c.Issuer = "evil" })},
+		{"wrong audience", with(func(c *token.Claims) { c.Audience = []string{"other"} })},
+		{"expired", with(func(c *token.Claims) { c.IssuedAt = now.Add(-2 * time.Hour); c.Expiry = now.Add(-time.Hour) })},
+		{"bit flipped", valid[:len(valid)-5] + flip(valid[len(valid)-5]) + valid[len(valid)-4:]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Twice: a refused token must not be cached as good.
+			for range 2 {
+				if _, err := v.Authenticate(context.Background(), tt.raw); authCode(err) != codes.Unauthenticated {
+					t.Errorf("code %v, want Unauthenticated", authCode(err))
+				}
+			}
+		})
+	}
+}
+
+func flip(b byte) string {
+	if b == 'A' {
+		return "B"
+	}
+	return "A"
+}
+
+func TestLocalUnknownKeyRefresh(t *testing.T) {
+	t.Parallel()
+	fake := fakeauth.Start(t)
+	v := startValidator(t, fake, baseConfig())
+	ctx := context.Background()
+	before, _, _ := fake.Calls()
+
+	// A key rotated in at authsvc is fetched on first sight of its kid.
+	fake.RotateKey(t)
+	if _, err := v.Authenticate(ctx, fake.Mint(t, "u")); err != nil {
+		t.Fatalf("token signed with a freshly published key: %v", err)
+	}
+	after, _, _ := fake.Calls()
+	if after != before+1 {
+		t.Errorf("GetKeySet calls went %d -> %d, want one refresh", before, after)
+	}
+
+	// Tokens with unknown kids trigger at most one refresh per interval,
+	// however many arrive.
+	fake.SignWithUnpublished(t)
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			if _, err := v.Authenticate(ctx, fake.Mint(t, "u")); authCode(err) != codes.Unauthenticated {
+				t.Errorf("unpublished key: code %v, want Unauthenticated", authCode(err))
+			}
+		})
+	}
+	wg.Wait()
+	if got, _, _ := fake.Calls(); got > after+1 {
+		t.Errorf("50 unknown-kid tokens caused %d GetKeySet calls, want at most 1", got-after)
+	}
+}
+
+func TestLocalDropsWithdrawnKeys(t *testing.T) {
+	t.Parallel()
+	fake := fakeauth.Start(t)
+	cfg := baseConfig()
+	cfg.KeySetRefresh = 50 * time.Millisecond
+	v := startValidator(t, fake, cfg)
+	ctx := context.Background()
+	raw := fake.Mint(t, "u")
+	c, err := v.Authenticate(ctx, raw) // now cached
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.RotateKey(t)
+	fake.Withdraw(c.KeyID)
+	waitFor(t, "withdrawn key to be refused", func() bool {
+		_, err := v.Authenticate(ctx, raw)
+		return err != nil
+	})
+}
+
+func TestLocalStaleFeed(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		policy grpcauth.StalePolicy
+		cut    func(*fakeauth.Server, bool)
+		want   codes.Code // for a good token while stale
+	}{
+		{"refuse, feed down", grpcauth.StaleRefuse, (*fakeauth.Server).SetFeedDown, codes.Unavailable},
+		{"refuse, feed silent", grpcauth.StaleRefuse, (*fakeauth.Server).SetFeedSilent, codes.Unavailable},
+		{"introspect, feed down", grpcauth.StaleIntrospect, (*fakeauth.Server).SetFeedDown, codes.OK},
+		{"introspect, feed silent", grpcauth.StaleIntrospect, (*fakeauth.Server).SetFeedSilent, codes.OK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fake := fakeauth.Start(t)
+			cfg := baseConfig()
+			cfg.StalePolicy = tt.policy
+			cfg.RevocationStaleness = 300 * time.Millisecond
+			v := startValidator(t, fake, cfg)
+			ctx := context.Background()
+			good, revoked := fake.Mint(t, "u"), fake.Mint(t, "u")
+			for _, raw := range []string{good, revoked} {
+				if _, err := v.Authenticate(ctx, raw); err != nil { // cached while fresh
+					t.Fatal(err)
+				}
+			}
+
+			cutAt := time.Now()
+			tt.cut(fake, true)
+			fake.Revoke(t, revoked) // the replica cannot hear this
+			waitFor(t, "feed to go stale", func() bool { return v.Local().Stale(time.Now()) })
+			t.Logf("stale %v after the cut (bound %v)", time.Since(cutAt), cfg.RevocationStaleness)
+
+			if _, err := v.Authenticate(ctx, good); authCode(err) != tt.want {
+				t.Errorf("good token while stale: code %v, want %v", authCode(err), tt.want)
+			}
+			// Under no policy is the token revoked during the outage accepted.
+			if _, err := v.Authenticate(ctx, revoked); err == nil {
+				t.Error("token revoked during the outage accepted while stale")
+			}
+			if tt.policy == grpcauth.StaleIntrospect {
+				fake.SetIntrospectDown(true)
+				if _, err := v.Authenticate(ctx, fake.Mint(t, "u")); authCode(err) != codes.Unavailable {
+					t.Errorf("introspection down while stale: code %v, want Unavailable", authCode(err))
+				}
+				fake.SetIntrospectDown(false)
+			}
+
+			// The feed comes back: the replica resumes from its cursor, learns
+			// the revocation it missed, and stops being stale.
+			tt.cut(fake, false)
+			waitFor(t, "feed to recover", func() bool { return !v.Local().Stale(time.Now()) })
+			if _, err := v.Authenticate(ctx, good); err != nil {
+				t.Errorf("good token after recovery: %v", err)
+			}
+			if !v.Revocations().Revoked(tokenID(t, revoked)) {
+				t.Error("revocation published during the outage not received after it")
+			}
+		})
+	}
+}
+
+func tokenID(t *testing.T, raw string) string {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatal("not a JWS")
+	}
+	// Peek without verifying: tests only.
+	var c struct {
+		JTI string `json:"jti"`
+	}
+	if err := decodeSegment(parts[1], &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.JTI
+}
+
+func TestRemoteMode(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		ttl       time.Duration
+		wantCalls int64 // introspections for 5 calls with one token
+	}{
+		{"cache on", time.Minute, 1},
+		{"cache off", 0, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fake := fakeauth.Start(t)
+			cfg := baseConfig()
+			cfg.Mode = grpcauth.ModeRemote
+			cfg.IntrospectCacheTTL = tt.ttl
+			v := startValidator(t, fake, cfg)
+			ctx := context.Background()
+			raw := fake.Mint(t, "user-9", token.RoleAdmin)
+			for range 5 {
+				c, err := v.Authenticate(ctx, raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.Subject != "user-9" || !c.HasRole(token.RoleAdmin) {
+					t.Fatalf("claims = %+v", c)
+				}
+			}
+			if _, got, _ := fake.Calls(); got != tt.wantCalls {
+				t.Errorf("introspections = %d, want %d", got, tt.wantCalls)
+			}
+			// Garbage never reaches authsvc.
+			if _, err := v.Authenticate(ctx, "garbage"); authCode(err) != codes.Unauthenticated {
+				t.Errorf("garbage: code %v", authCode(err))
+			}
+			if _, got, _ := fake.Calls(); got != tt.wantCalls {
+				t.Errorf("garbage caused an introspection")
+			}
+			fake.Revoke(t, raw)
+			if tt.ttl == 0 {
+				if _, err := v.Authenticate(ctx, raw); authCode(err) != codes.Unauthenticated {
+					t.Errorf("revoked: code %v, want Unauthenticated", authCode(err))
+				}
+			}
+			fake.SetIntrospectDown(true)
+			if _, err := v.Authenticate(ctx, fake.Mint(t, "x")); authCode(err) != codes.Unavailable {
+				t.Errorf("authsvc down: code %v, want Unavailable", authCode(err))
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		modify func(*grpcauth.Config)
+	}{
+		{"mode", func(c *grpcauth.Config) { c.Mode = "both" }},
+		{"issuer", func(c *grpcauth.Config) { c.Issuer = "" }},
+		{"leeway", func(c *grpcauth.Config) { c.Leeway = time.Hour }},
+		{"refresh", func(c *grpcauth.Config) { c.KeySetRefresh = 0 }},
+		{"staleness", func(c *grpcauth.Config) { c.RevocationStaleness = -time.Second }},
+		{"policy", func(c *grpcauth.Config) { c.StalePolicy = "ignore" }},
+		{"cache size", func(c *grpcauth.Config) { c.TokenCacheSize = -1 }},
+		{"ttl", func(c *grpcauth.Config) { c.IntrospectCacheTTL = -1 }},
+	}
+	if err := baseConfig().Validate(); err != nil {
+		t.Fatalf("base config: %v", err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := baseConfig()
+			tt.modify(&c)
+			if err := c.Validate(); err == nil {
+				t.Error("invalid config accepted")
+			}
+		})
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		vals []string
+		want codes.Code
+	}{
+		{"ok", []string{"Bearer abc"}, codes.OK},
+		{"lower-case scheme", []string{"bearer abc"}, codes.OK},
+		{"missing", nil, codes.Unauthenticated},
+		{"no scheme", []string{"abc"}, codes.Unauthenticated},
+		{"basic", []string{"Basic abc"}, codes.Unauthenticated},
+		{"doubled scheme", []string{"Bearer Bearer abc"}, codes.Unauthenticated},
+		{"two values", []string{"Bearer a", "Bearer b"}, codes.Unauthenticated},
+		{"empty token", []string{"Bearer "}, codes.Unauthenticated},
+		{"oversized", []string{"Bearer " + strings.Repeat("a", token.MaxSize+1)}, codes.Unauthenticated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			md := metadata.MD{}
+			for _, v := range tt.vals {
+				md.Append("authorization", v)
+			}
+			_, err := grpcauth.BearerToken(metadata.NewIncomingContext(context.Background(), md))
+			if got := status.Code(err); got != tt.want {
+				t.Errorf("code %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAuthFuncPassesStatusOnly(t *testing.T) {
+	t.Parallel()
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer x"))
+	tests := []struct {
+		name string
+		err  error
+		want codes.Code
+	}{
+		{"plain error", errors.New("bad signature on token x"), codes.Unauthenticated},
+		{"unavailable", status.Error(codes.Unavailable, "later"), codes.Unavailable},
+		{"canceled", context.Canceled, codes.Unauthenticated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fn := grpcauth.AuthFunc(authenticatorFunc(func(context.Context, string) (token.Claims, error) {
+				return token.Claims{}, tt.err
+			}))
+			_, err := fn(ctx)
+			if got := status.Code(err); got != tt.want {
+				t.Errorf("code %v, want %v", got, tt.want)
+			}
+			if strings.Contains(status.Convert(err).Message(), "token x") {
+				t.Errorf("error detail leaked to the client: %v", err)
+			}
+		})
+	}
+}
+
+type authenticatorFunc func(context.Context, string) (token.Claims, error)
+
+func (f authenticatorFunc) Authenticate(ctx context.Context, raw string) (token.Claims, error) {
+	return f(ctx, raw)
+}
+
+func decodeSegment(seg string, v any) error {
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// BenchmarkLocalAuthenticate is the per-call cost of the local check, with
+// and without the verified-token cache.
+func BenchmarkLocalAuthenticate(b *testing.B) {
+	for _, size := range []int{grpcauth.DefaultTokenCacheSize, 0} {
+		name := "cache-on"
+		if size == 0 {
+			name = "cache-off"
+		}
+		b.Run(name, func(b *testing.B) {
+			fake := fakeauth.Start(b)
+			cfg := baseConfig()
+			cfg.TokenCacheSize = size
+			cfg.RevocationStaleness = time.Minute
+			conn, err := grpc.NewClient(fake.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			v, err := grpcauth.NewValidator(conn, cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- v.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					b.Error(err)
+				}
+			}()
+			for v.Ready(ctx) != nil || v.Revocations().LastMessage().IsZero() {
+				time.Sleep(time.Millisecond) // polling, not synchronisation
+			}
+			raw := fake.Mint(b, "user-1", token.RoleCustomer)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := v.Authenticate(ctx, raw); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
