@@ -71,6 +71,7 @@ func TestChaos(t *testing.T) {
 	}
 	for _, mode := range modes {
 		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
 			runChaos(t, prof, mode.cfg(t))
 		})
 	}
@@ -109,7 +110,7 @@ func runChaos(t *testing.T, prof profile, cfg clusterConfig) {
 		var wg sync.WaitGroup
 		errs := make([]error, prof.shoppers)
 		for i := range shoppers {
-			wg.Go(func() { shoppers[i], errs[i] = newShopper(ctx, i, authConn, c.live(), products) })
+			wg.Go(func() { shoppers[i], errs[i] = newShopper(ctx, i, authConn, c.live(), products, st) })
 		}
 		wg.Wait()
 		for _, err := range errs {
@@ -243,6 +244,7 @@ func runChaos(t *testing.T, prof profile, cfg clusterConfig) {
 	}
 	close(stop)
 	work.Wait()
+	attempts := st.attempts.Load() // before the read-back adds its own calls
 	for _, err := range shopperErrs {
 		if err != nil {
 			t.Error(err)
@@ -277,7 +279,9 @@ func runChaos(t *testing.T, prof profile, cfg clusterConfig) {
 	fmt.Fprintf(tw, "mutations before the first fault\t%d in %v (%.0f/s; floor %.0f/s)\n", before, warmup, rate, prof.floor)
 	fmt.Fprintf(tw, "calls\t%d\n", st.calls)
 	fmt.Fprintf(tw, "acknowledged mutations\t%d\n", st.acked)
-	fmt.Fprintf(tw, "retries (same request_id)\t%d\n", st.retries)
+	fmt.Fprintf(tw, "retries by the test (same request_id)\t%d\n", st.retries)
+	fmt.Fprintf(tw, "attempts on the wire (incl. the retry policy's)\t%d (%d retried transparently)\n",
+		attempts, attempts-int64(st.calls))
 	codesSeen := make([]codes.Code, 0, len(st.errorsByCode))
 	for code := range st.errorsByCode {
 		codesSeen = append(codesSeen, code)
@@ -301,7 +305,7 @@ func runChaos(t *testing.T, prof profile, cfg clusterConfig) {
 	fmt.Fprintf(tw, "doubled updates\t%d\n", doubled)
 	share := fairShare(st.byPeerAfter)
 	fmt.Fprintf(tw, "calls per replica after scale-out (+%v)\t%s\n", maxConnAge+maxConnAgeGrace, share)
-	tw.Flush()
+	_ = tw.Flush()
 	t.Logf("chaos summary\n%s", b.String())
 
 	if rate < prof.floor {

@@ -60,6 +60,8 @@ func startCluster(t *testing.T, cfg clusterConfig) *testCluster {
 			"--dsn", cfg.authDSN,
 			"--bootstrap-admin", adminEmail,
 			"--key-publish-delay", keyPublishDelay.String(),
+			"--key-reload-interval", "200ms",
+			"--jwks-max-age", keysetRefresh.String(),
 			"--log-level", "warn",
 		},
 		GRPCAddr: c.authAddr,
@@ -167,7 +169,9 @@ func (c *testCluster) stopAll() {
 	}
 }
 
-type teeWriter struct{ a, b interface{ Write([]byte) (int, error) } }
+type teeWriter struct {
+	a, b interface{ Write([]byte) (int, error) }
+}
 
 func (w teeWriter) Write(p []byte) (int, error) {
 	_, _ = w.a.Write(p)

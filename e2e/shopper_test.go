@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	grpcstats "google.golang.org/grpc/stats"
 
 	"github.com/tokencart/tokencart/client"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
@@ -37,7 +39,28 @@ type stats struct {
 	fairnessFrom  time.Time
 	fairnessUntil time.Time
 	acked         int
+	attempts      atomic.Int64 // every attempt on the wire, transparent retries included
 }
+
+// attemptCounter counts the client's attempts, so that the retries the
+// service config's retry policy made out of sight show in the summary.
+type attemptCounter struct{ st *stats }
+
+func (a attemptCounter) TagRPC(ctx context.Context, _ *grpcstats.RPCTagInfo) context.Context {
+	return ctx
+}
+
+func (a attemptCounter) HandleRPC(_ context.Context, s grpcstats.RPCStats) {
+	if b, ok := s.(*grpcstats.Begin); ok && b.IsClient() {
+		a.st.attempts.Add(1)
+	}
+}
+
+func (a attemptCounter) TagConn(ctx context.Context, _ *grpcstats.ConnTagInfo) context.Context {
+	return ctx
+}
+
+func (a attemptCounter) HandleConn(context.Context, grpcstats.ConnStats) {}
 
 func newStats() *stats {
 	return &stats{errorsByCode: map[codes.Code]int{}, byPeer: map[string]int{}, byPeerAfter: map[string]int{}}
@@ -89,8 +112,11 @@ type shopper struct {
 	cartState []byte           // request-carried mode
 }
 
-func newShopper(ctx context.Context, i int, authConn *grpc.ClientConn, catalogAddrs []string, products []string) (*shopper, error) {
-	conn, err := client.Dial(strings.Join(catalogAddrs, ","), client.Options{CallTimeout: 3 * time.Second})
+func newShopper(ctx context.Context, i int, authConn *grpc.ClientConn, catalogAddrs []string, products []string, st *stats) (*shopper, error) {
+	conn, err := client.Dial(strings.Join(catalogAddrs, ","), client.Options{
+		CallTimeout: 3 * time.Second,
+		DialOptions: []grpc.DialOption{grpc.WithStatsHandler(attemptCounter{st})},
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -138,7 +138,7 @@ func run() error {
 		fmt.Println("\nstopping: draining every process ...")
 		return nil
 	case p := <-exited:
-		return fmt.Errorf("%s exited: %v", p.Spec.Name, p.Err())
+		return fmt.Errorf("%s exited: %w", p.Spec.Name, p.Err())
 	}
 }
 

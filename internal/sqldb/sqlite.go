@@ -15,6 +15,9 @@ import (
 )
 
 // SQLite settings, chosen for several replica processes sharing one file:
+//   - busy_timeout comes first, so that even switching to WAL (which needs
+//     a moment of exclusive access) waits for a replica opening the same
+//     file instead of failing;
 //   - WAL lets readers proceed while one writer commits;
 //   - busy_timeout makes a writer wait for the lock instead of failing
 //     with SQLITE_BUSY while another process commits;
@@ -23,7 +26,7 @@ import (
 //   - synchronous=NORMAL is durable across process crashes in WAL mode
 //     (an OS crash may lose the last commits, never corrupt the file);
 //   - foreign_keys on, as the schema relies on them.
-const sqlitePragmas = "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+const sqlitePragmas = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 	"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
 
 // sqliteMaxConns bounds connections per process: SQLite has one writer at a
