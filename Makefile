@@ -85,6 +85,17 @@ test: $(RUN_TOOLS) ## Run every test with the race detector.
 chaos: ## The long chaos run: minutes of kills, scaling, rotation and revocation per cart mode.
 	TOKENCART_CHAOS=long go test -count=1 -timeout 45m -run 'TestChaos' -v ./e2e/ | grep -v '^=== '
 
+FUZZTIME ?= 1m
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 1m); CI runs them briefly.
+	@for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for target in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "== fuzz $$dir $$target for $(FUZZTIME)"; \
+			go test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$dir || exit 1; \
+		done; \
+	done
+
 .PHONY: run
 run: build $(RUN_TOOLS) ## Start authsvc and three catalogsvc replicas on SQLite; Ctrl-C stops them.
 	$(BIN_DIR)/tokencart-run --bin $(BIN_DIR) --data ./var --grpcurl $(GRPCURL)
