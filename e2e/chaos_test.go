@@ -142,9 +142,12 @@ func runChaos(t *testing.T, prof profile, cfg clusterConfig) {
 	var delaysMu sync.Mutex // guards revocationDelays
 	var work sync.WaitGroup
 	shopperErrs := make([]error, len(shoppers))
+	finished := make([]chan struct{}, len(shoppers)) // closed when shopper i stops
 	for i, s := range shoppers {
 		revokeReq[i] = make(chan chan error, 1)
+		finished[i] = make(chan struct{})
 		work.Go(func() {
+			defer close(finished[i])
 			for {
 				select {
 				case <-stop:
@@ -205,17 +208,21 @@ func runChaos(t *testing.T, prof profile, cfg clusterConfig) {
 		time.Sleep(time.Until(windowUntil))
 
 		// Revoke three shoppers' tokens; they log in again.
-		var revs []chan error
+		revs := map[int]chan error{}
 		for _, i := range rng.Perm(len(shoppers))[:3] {
 			done := make(chan error, 1)
 			revokeReq[i] <- done
-			revs = append(revs, done)
+			revs[i] = done
 		}
-		for _, done := range revs {
-			if err := <-done; err != nil {
-				t.Errorf("revocation: %v", err)
+		for i, done := range revs {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("revocation: %v", err)
+				}
+				faults.add("token revocation")
+			case <-finished[i]: // it stopped on an error, reported below
 			}
-			faults.add("token revocation")
 		}
 
 		// A graceful drain: out of the clients' lists first, then SIGTERM,

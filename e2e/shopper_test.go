@@ -2,8 +2,10 @@ package e2e_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -258,9 +260,35 @@ func (s *shopper) readCart(ctx context.Context) (map[string]int64, error) {
 }
 
 // revoke logs the shopper out and measures how long until every replica
-// refuses the old token. It returns the slowest replica's delay.
+// refuses the old token. Connections to every replica are made, and shown
+// to accept the token, before the logout; after it all replicas are polled
+// at once, so each figure is that replica's own delay. It returns the
+// slowest replica's delay.
 func (s *shopper) revoke(ctx context.Context, replicas []string) (time.Duration, error) {
 	old, _ := s.currentToken()
+	type probe struct {
+		addr string
+		conn *grpc.ClientConn
+	}
+	var probes []probe
+	defer func() {
+		for _, p := range probes {
+			p.conn.Close()
+		}
+	}()
+	for _, addr := range replicas {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return 0, err
+		}
+		probes = append(probes, probe{addr, conn})
+		cctx, cancel := context.WithTimeout(client.WithToken(ctx, old), 5*time.Second)
+		_, err = catalogv1.NewCartServiceClient(conn).GetCart(cctx, &catalogv1.GetCartRequest{CartState: s.cartState})
+		cancel()
+		if err != nil && status.Code(err) != codes.Unavailable {
+			return 0, fmt.Errorf("replica %s before the logout: %w", addr, err)
+		}
+	}
 	if _, err := s.auth.Logout(client.WithToken(ctx, old), &authv1.LogoutRequest{}); err != nil {
 		return 0, fmt.Errorf("logout: %w", err)
 	}
@@ -268,28 +296,25 @@ func (s *shopper) revoke(ctx context.Context, replicas []string) (time.Duration,
 	s.mu.Lock()
 	s.revokedAt[old] = start
 	s.mu.Unlock()
-	var slowest time.Duration
-	for _, addr := range replicas {
-		d, err := refusedAfter(ctx, addr, old, start)
-		if err != nil {
-			return 0, err
-		}
-		slowest = max(slowest, d)
+	delays := make([]time.Duration, len(probes))
+	errs := make([]error, len(probes))
+	var wg sync.WaitGroup
+	for i, p := range probes {
+		wg.Go(func() { delays[i], errs[i] = refusedAfter(ctx, p.addr, p.conn, old, start) })
 	}
-	return slowest, s.login(ctx)
-}
-
-// refusedAfter polls one replica directly with a revoked token until it is
-// refused, and returns how long after start that was. A replica that is
-// down (killed by the chaos) is skipped.
-func refusedAfter(ctx context.Context, addr, tok string, start time.Time) (time.Duration, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return 0, err
 	}
-	defer conn.Close()
+	return slices.Max(append(delays, 0)), s.login(ctx)
+}
+
+// refusedAfter polls one replica with a revoked token until it is refused,
+// and returns how long after start that was. A replica that is down
+// (killed by the chaos) is skipped.
+func refusedAfter(ctx context.Context, addr string, conn *grpc.ClientConn, tok string, start time.Time) (time.Duration, error) {
 	cart := catalogv1.NewCartServiceClient(conn)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := start.Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		cctx, cancel := context.WithTimeout(client.WithToken(ctx, tok), time.Second)
 		_, err := cart.GetCart(cctx, &catalogv1.GetCartRequest{})
@@ -300,7 +325,7 @@ func refusedAfter(ctx context.Context, addr, tok string, start time.Time) (time.
 		case codes.Unavailable:
 			return 0, nil
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	return 0, fmt.Errorf("replica %s still accepts a token revoked %v ago", addr, time.Since(start).Round(time.Millisecond))
 }

@@ -13,13 +13,16 @@ import (
 	"github.com/pressly/goose/v3/lock"
 )
 
+// defaultMaxConns is a replica's PostgreSQL pool size when the DSN does
+// not set pool_max_conns.
+const defaultMaxConns = 8
+
 // lockRetry is how often a waiting replica retries a migration lock.
 const lockRetry = 200 * time.Millisecond
 
 // OpenPostgres connects a pgx pool to dsn and applies m. Pool settings not
 // given in the DSN (pool_max_conns and friends) are defaulted for a service
-// replica: enough connections for the two cores' worth of concurrent
-// transactions plus the background work, health-checked, and recycled so
+// replica: defaultMaxConns connections, health-checked, and recycled so
 // that a failover or a pooler restart is picked up.
 func OpenPostgres(ctx context.Context, dsn string, m Migrations, log *slog.Logger) (*pgxpool.Pool, error) {
 	if err := m.validate(); err != nil {
@@ -31,9 +34,13 @@ func OpenPostgres(ctx context.Context, dsn string, m Migrations, log *slog.Logge
 		return nil, fmt.Errorf("postgres: invalid DSN")
 	}
 	// pgxpool's own default, max(4, NumCPU), starves a service on a
-	// small machine whose calls mostly wait on the network.
+	// small machine whose calls mostly wait on the network. More is not
+	// better: every replica holds its pool, and replicas times pool size
+	// must stay under the server's max_connections (100 by default), so
+	// scale past a dozen replicas behind a pooler such as PgBouncer, or
+	// set pool_max_conns in the DSN.
 	if !strings.Contains(dsn, "pool_max_conns") {
-		cfg.MaxConns = 16
+		cfg.MaxConns = defaultMaxConns
 	}
 	cfg.MaxConnLifetime = 30 * time.Minute
 	cfg.MaxConnIdleTime = 5 * time.Minute
