@@ -375,10 +375,20 @@ func mergeKeys(a, b map[string]int64) map[string]struct{} {
 
 func registerAdmin(t *testing.T, ctx context.Context, auth authv1.AuthServiceClient) string {
 	t.Helper()
-	if _, err := auth.Register(ctx, &authv1.RegisterRequest{Email: adminEmail, Password: adminPassword}); err != nil {
+	shed := []codes.Code{codes.ResourceExhausted, codes.Unavailable}
+	err := retryCodes(ctx, shed, func(ctx context.Context) error {
+		_, err := auth.Register(ctx, &authv1.RegisterRequest{Email: adminEmail, Password: adminPassword})
+		return err
+	})
+	if err != nil {
 		t.Fatalf("register admin: %v", err)
 	}
-	resp, err := auth.Login(ctx, &authv1.LoginRequest{Email: adminEmail, Password: adminPassword})
+	var resp *authv1.LoginResponse
+	err = retryCodes(ctx, shed, func(ctx context.Context) error {
+		var err error
+		resp, err = auth.Login(ctx, &authv1.LoginRequest{Email: adminEmail, Password: adminPassword})
+		return err
+	})
 	if err != nil {
 		t.Fatalf("login admin: %v", err)
 	}

@@ -132,7 +132,13 @@ func newShopper(ctx context.Context, i int, authConn *grpc.ClientConn, catalogAd
 		revokedAt: map[string]time.Time{},
 		model:     map[string]int64{},
 	}
-	if _, err := s.auth.Register(ctx, &authv1.RegisterRequest{Email: s.email, Password: shopperPass}); err != nil {
+	// Registration is retried only on answers that say it was not applied:
+	// authsvc bounds concurrent password hashing and sheds the excess.
+	err = retryCodes(ctx, []codes.Code{codes.ResourceExhausted, codes.Unavailable}, func(ctx context.Context) error {
+		_, err := s.auth.Register(ctx, &authv1.RegisterRequest{Email: s.email, Password: shopperPass})
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("register %s: %w", s.email, err)
 	}
 	if err := s.login(ctx); err != nil {
@@ -143,7 +149,7 @@ func newShopper(ctx context.Context, i int, authConn *grpc.ClientConn, catalogAd
 
 func (s *shopper) login(ctx context.Context) error {
 	var resp *authv1.LoginResponse
-	err := retryUnavailable(ctx, func(ctx context.Context) error {
+	err := retryCodes(ctx, []codes.Code{codes.ResourceExhausted, codes.Unavailable, codes.DeadlineExceeded}, func(ctx context.Context) error {
 		var err error
 		resp, err = s.auth.Login(ctx, &authv1.LoginRequest{Email: s.email, Password: shopperPass})
 		return err
@@ -243,7 +249,7 @@ func (s *shopper) do(giveUp context.Context, m mutation, st *stats) error {
 // readCart returns the cart as the service holds it.
 func (s *shopper) readCart(ctx context.Context) (map[string]int64, error) {
 	var resp *catalogv1.GetCartResponse
-	err := retryUnavailable(ctx, func(ctx context.Context) error {
+	err := retryCodes(ctx, []codes.Code{codes.Unavailable, codes.DeadlineExceeded}, func(ctx context.Context) error {
 		tok, _ := s.currentToken()
 		var err error
 		resp, err = s.cart.GetCart(client.WithToken(ctx, tok), &catalogv1.GetCartRequest{CartState: s.cartState})
@@ -330,17 +336,16 @@ func refusedAfter(ctx context.Context, addr string, conn *grpc.ClientConn, tok s
 	return 0, fmt.Errorf("replica %s still accepts a token revoked %v ago", addr, time.Since(start).Round(time.Millisecond))
 }
 
-func retryUnavailable(ctx context.Context, f func(context.Context) error) error {
+// retryCodes calls f until it returns an error whose code is not in
+// retryable, or ctx ends.
+func retryCodes(ctx context.Context, retryable []codes.Code, f func(context.Context) error) error {
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := f(cctx)
 		cancel()
-		if c := status.Code(err); c != codes.Unavailable && c != codes.DeadlineExceeded {
+		if !slices.Contains(retryable, status.Code(err)) || ctx.Err() != nil {
 			return err
 		}
-		if ctx.Err() != nil {
-			return err
-		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(time.Duration(50+rand.IntN(200)) * time.Millisecond)
 	}
 }
