@@ -2,6 +2,8 @@ package authsvc
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -97,11 +99,14 @@ func (s *Service) login(ctx context.Context, req *authv1.LoginRequest) (*authv1.
 	// credential: say nothing more specific.
 	email, err := normalizeEmail(req.GetEmail())
 	if err != nil {
-		email = "invalid:" + strings.ToLower(strings.TrimSpace(req.GetEmail()))
+		// Counted under a key of its own, of fixed size however long the
+		// input: a throttle key is a row and an index entry in the store.
+		sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(req.GetEmail()))))
+		email = "invalid:" + base64.RawURLEncoding.EncodeToString(sum[:])
 	}
 	accountKey, addressKey := "account:"+email, "address:"+s.clientAddress(ctx)
-	accountFailed, err := s.checkThrottle(ctx, accountKey, addressKey)
-	if err != nil {
+	// A throttled client is refused here, without taking a hashing slot.
+	if _, err := s.checkThrottle(ctx, accountKey, addressKey); err != nil {
 		return nil, err
 	}
 	password := req.GetPassword()
@@ -116,15 +121,10 @@ func (s *Service) login(ctx context.Context, req *authv1.LoginRequest) (*authv1.
 	case err != nil:
 		return nil, fmt.Errorf("find user: %w", err)
 	}
-	ok, stale, err := s.hasher.verify(ctx, password, encoded)
+	stale, accountFailed, err := s.checkPassword(ctx, accountKey, addressKey, password, encoded,
+		u.ID != "" && validPassword(req.GetPassword()))
 	if err != nil {
 		return nil, err
-	}
-	if !ok || u.ID == "" || !validPassword(req.GetPassword()) {
-		if err := s.store.RecordLoginFailure(ctx, []string{accountKey, addressKey}, s.now(), s.now().Add(-s.cfg.LoginThrottleWindow)); err != nil {
-			return nil, fmt.Errorf("record login failure: %w", err)
-		}
-		return nil, errBadCredentials
 	}
 	if accountFailed {
 		if err := s.store.ResetLoginFailures(ctx, accountKey); err != nil {
@@ -148,6 +148,37 @@ func (s *Service) login(ctx context.Context, req *authv1.LoginRequest) (*authv1.
 	}, nil
 }
 
+// checkPassword checks password against encoded, which can match only if
+// possible, and counts a failure under both throttle keys before it fails
+// with errBadCredentials. It does so holding a hashing slot, after checking
+// the throttle again: guesses that queue for a slot together all passed
+// login's first check before any of them had failed, and would all be
+// tried. So a burst of guesses gets at most HashConcurrency-1 tried beyond
+// a limit, per replica. It reports whether the account has recent failures
+// (for a success to clear) and whether encoded should be rehashed.
+func (s *Service) checkPassword(ctx context.Context, accountKey, addressKey, password, encoded string, possible bool) (stale, accountFailed bool, err error) {
+	release, err := s.hasher.acquire(ctx)
+	if err != nil {
+		return false, false, err
+	}
+	defer release()
+	if accountFailed, err = s.checkThrottle(ctx, accountKey, addressKey); err != nil {
+		return false, false, err
+	}
+	ok, stale, err := s.hasher.verifyHeld(password, encoded)
+	if err != nil {
+		return false, false, err
+	}
+	if !ok || !possible {
+		now := s.now()
+		if err := s.store.RecordLoginFailure(ctx, []string{accountKey, addressKey}, now, now.Add(-s.cfg.LoginThrottleWindow)); err != nil {
+			return false, false, fmt.Errorf("record login failure: %w", err)
+		}
+		return false, false, errBadCredentials
+	}
+	return stale, accountFailed, nil
+}
+
 // rehash stores a hash of password under the current parameters. It is an
 // upgrade, not part of the login: a failure is logged and the login goes on.
 func (s *Service) rehash(ctx context.Context, u User, password string) {
@@ -164,8 +195,8 @@ func (s *Service) rehash(ctx context.Context, u User, password string) {
 // an account or client address has had too many recent failed logins. It
 // reports whether the account has recent failures, for a successful login
 // to clear. The check and the count that follows a failure are not one
-// transaction: concurrent guesses may exceed a limit by the number in
-// flight, which the growing delay soon makes irrelevant.
+// transaction: checkPassword bounds how far concurrent guesses exceed a
+// limit.
 func (s *Service) checkThrottle(ctx context.Context, accountKey, addressKey string) (accountFailed bool, err error) {
 	now := s.now()
 	counts, err := s.store.LoginFailures(ctx, []string{accountKey, addressKey}, now.Add(-s.cfg.LoginThrottleWindow))

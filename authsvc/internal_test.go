@@ -32,7 +32,12 @@ func TestPasswordHashRoundTrip(t *testing.T) {
 		{"other parameters", "correct horse", newHasher(Argon2Params{Memory: 19 * 1024, Time: 3, Threads: 1}, 1, time.Second), true, true},
 	}
 	for _, tt := range tests {
-		ok, stale, err := tt.hasher.verify(ctx, tt.password, enc)
+		release, err := tt.hasher.acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, stale, err := tt.hasher.verifyHeld(tt.password, enc)
+		release()
 		if err != nil || ok != tt.ok || stale != tt.stale {
 			t.Errorf("%s: verify = %v, %v, %v; want %v, %v", tt.name, ok, stale, err, tt.ok, tt.stale)
 		}

@@ -92,19 +92,15 @@ func (h *hasher) hash(ctx context.Context, password string) (string, error) {
 	return encodePHC(p, salt, key), nil
 }
 
-// verify reports whether password matches the PHC string encoded, and
+// verifyHeld reports whether password matches the PHC string encoded, and
 // whether encoded was made with other parameters than h's, so that the
-// caller can rehash it now that it knows the password.
-func (h *hasher) verify(ctx context.Context, password, encoded string) (ok, stale bool, err error) {
+// caller can rehash it now that it knows the password. The caller holds a
+// hashing slot (from acquire), so the check counts against the bound.
+func (h *hasher) verifyHeld(password, encoded string) (ok, stale bool, err error) {
 	p, salt, want, err := decodePHC(encoded)
 	if err != nil {
 		return false, false, err
 	}
-	release, err := h.acquire(ctx)
-	if err != nil {
-		return false, false, err
-	}
-	defer release()
 	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
 	ok = subtle.ConstantTimeCompare(got, want) == 1
 	return ok, p != h.params || len(salt) != argon2SaltLen || len(want) != argon2KeyLen, nil

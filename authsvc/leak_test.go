@@ -1,0 +1,337 @@
+package authsvc_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tokencart/tokencart/authsvc"
+	"github.com/tokencart/tokencart/authsvc/authtest"
+	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/pgtest"
+)
+
+// dsnPassword is the password put into the PostgreSQL DSN when the test
+// server's has none (a local server with trust authentication ignores it).
+const dsnPassword = "s3cret-dsn-pw"
+
+// TestSecretsNeverLogged runs a whole session, failures included, against
+// a server logging JSON at debug level into a buffer, and looks in every
+// line for the secrets the session handled: passwords, access tokens (and
+// their signatures), refresh tokens, the key-encryption key, the signing
+// keys' private halves and the DSN's password. At the end it closes the
+// store under the running server: the clients get Internal with the
+// generic message, while the detail goes to the log.
+func TestSecretsNeverLogged(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		leakSession(t, filepath.Join(t.TempDir(), "authsvc.db"), "")
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		u, err := url.Parse(pgtest.DSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw, ok := u.User.Password()
+		if !ok {
+			pw = dsnPassword
+			u.User = url.UserPassword(u.User.Username(), pw)
+		}
+		leakSession(t, u.String(), pw)
+	})
+}
+
+// secrets collects what must not appear in a log, by name.
+type secrets map[string]string
+
+// add records v, in every encoding a careless log line might use for it.
+func (s secrets) add(name, v string) {
+	if len(v) < 8 {
+		panic("a secret this short would match by chance: " + name)
+	}
+	s[name] = v
+}
+
+func (s secrets) addBytes(name string, b []byte) {
+	s.add(name+" (hex)", hex.EncodeToString(b))
+	s.add(name+" (base64)", base64.StdEncoding.EncodeToString(b))
+	s.add(name+" (base64url)", base64.RawURLEncoding.EncodeToString(b))
+	s.add(name+" (raw base64)", base64.RawStdEncoding.EncodeToString(b))
+	s.add(name+" (raw)", string(b))
+}
+
+// addToken records an access token and its signature.
+func (s secrets) addToken(name, tok string) {
+	s.add(name, tok)
+	s.add(name+" signature", tok[strings.LastIndex(tok, ".")+1:])
+}
+
+// lockedBuffer is an io.Writer that the server's goroutines share.
+type lockedBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func leakSession(t *testing.T, dsn, dsnPass string) {
+	ctx := t.Context()
+	found := secrets{}
+	logs := &lockedBuffer{}
+	// Registered before the server starts, so that it runs after the server
+	// has stopped: it sees every line, the shutdown's too.
+	t.Cleanup(func() { checkLogs(t, logs.String(), found) })
+
+	kek := make([]byte, 32)
+	_, _ = rand.Read(kek)
+	kekText := base64.StdEncoding.EncodeToString(kek)
+	found.addBytes("key-encryption key", kek)
+	if dsnPass != "" {
+		found.add("DSN password", dsnPass)
+	}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := authtest.Start(t, authtest.Options{DSN: dsn, Logger: log, Configure: func(c *authsvc.Config) {
+		c.KeyEncryptionKey = kekText
+		c.RefreshReuseGrace = 0 // any second use of a refresh token is a replay
+		c.LoginAccountLimit = 3
+	}})
+	c := s.Client
+	signing := func(name string) string {
+		k, err := s.Service.CurrentSigningKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		found.addBytes(name+" seed", k.Private.Seed())
+		found.addBytes(name+" private key", k.Private)
+		return k.ID
+	}
+	firstKey := signing("first signing key")
+
+	// Accounts, sessions, refresh and replay.
+	password := "Canary-Pw-" + rand.Text()[:12]
+	found.add("password", password)
+	const email = "leaky@example.com"
+	if _, err := c.Register(ctx, &authv1.RegisterRequest{Email: email, Password: password}); err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	_, err := c.Register(ctx, &authv1.RegisterRequest{Email: email, Password: password})
+	wantCode(t, "Register again", err, codes.AlreadyExists)
+	login := func(name string) *authv1.LoginResponse {
+		t.Helper()
+		resp, err := c.Login(ctx, &authv1.LoginRequest{Email: email, Password: password})
+		if err != nil {
+			t.Fatalf("Login: %v", err)
+		}
+		found.addToken(name+" access token", resp.GetAccessToken())
+		found.add(name+" refresh token", resp.GetRefreshToken())
+		return resp
+	}
+	first := login("first")
+	asFirst := authtest.WithToken(ctx, first.GetAccessToken())
+	if _, err := c.GetMe(asFirst, &authv1.GetMeRequest{}); err != nil {
+		t.Errorf("GetMe: %v", err)
+	}
+	if r, err := c.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: first.GetAccessToken()}); err != nil || !r.GetActive() {
+		t.Errorf("IntrospectToken = %v, %v", r, err)
+	}
+	refreshed, err := c.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: first.GetRefreshToken()})
+	if err != nil {
+		t.Fatalf("RefreshToken: %v", err)
+	}
+	found.addToken("refreshed access token", refreshed.GetAccessToken())
+	found.add("successor refresh token", refreshed.GetRefreshToken())
+	_, err = c.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: first.GetRefreshToken()})
+	wantCode(t, "a replayed refresh token", err, codes.Unauthenticated)
+	_, err = c.GetMe(authtest.WithToken(ctx, refreshed.GetAccessToken()), &authv1.GetMeRequest{})
+	wantCode(t, "GetMe with a token of the replayed family", err, codes.Unauthenticated)
+
+	// Failed logins, until the account is throttled.
+	const victim = "throttled@example.com"
+	victimPassword := "Victim-Pw-" + rand.Text()[:12]
+	found.add("victim's password", victimPassword)
+	if _, err := c.Register(ctx, &authv1.RegisterRequest{Email: victim, Password: victimPassword}); err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	for i := range s.Config.LoginAccountLimit {
+		guess := victimPassword[:len(victimPassword)-1] + string(rune('a'+i)) // the typo a real user makes
+		found.add("wrong password "+guess[len(guess)-1:], guess)
+		_, err := c.Login(ctx, &authv1.LoginRequest{Email: victim, Password: guess})
+		wantCode(t, "Login with a wrong password", err, codes.Unauthenticated)
+	}
+	_, err = c.Login(ctx, &authv1.LoginRequest{Email: victim, Password: victimPassword})
+	wantCode(t, "Login while throttled", err, codes.ResourceExhausted)
+	_, err = c.Login(ctx, &authv1.LoginRequest{Email: "nobody@example.com", Password: password})
+	wantCode(t, "Login of an unknown email", err, codes.Unauthenticated)
+
+	// Forged tokens, built from a real one and signed with the real key.
+	second := login("second")
+	f := newForger(t, s, second.GetAccessToken())
+	for _, fg := range f.forgeries(t) {
+		if len(fg.raw) >= 8 {
+			found.add("forged token: "+fg.name, fg.raw)
+		}
+		if printable(fg.raw) {
+			_, err := c.GetMe(authtest.WithToken(ctx, fg.raw), &authv1.GetMeRequest{})
+			wantCode(t, "GetMe with a forged token ("+fg.name+")", err, codes.Unauthenticated)
+		}
+		if len(fg.raw) < 1<<19 {
+			if _, err := c.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: fg.raw}); err != nil {
+				t.Errorf("IntrospectToken of a forged token (%s): %v", fg.name, err)
+			}
+		}
+	}
+
+	// Revocation, its feed, key rotation, logout.
+	feed := watch(t, s, "")
+	feed.syncUp(t)
+	third := login("third")
+	if _, err := c.RevokeToken(authtest.WithToken(ctx, second.GetAccessToken()), &authv1.RevokeTokenRequest{Token: third.GetAccessToken()}); err != nil {
+		t.Errorf("RevokeToken: %v", err)
+	}
+	thirdClaims, err := s.Verifier(t, s.KeySet(t)).Verify(third.GetAccessToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed.waitFor(t, thirdClaims.TokenID, 5*time.Second)
+	admin := s.AdminToken(t)
+	found.addToken("admin access token", admin)
+	found.add("admin password", authtest.Password)
+	rot, err := c.RotateSigningKey(authtest.WithToken(ctx, admin), &authv1.RotateSigningKeyRequest{})
+	if err != nil {
+		t.Fatalf("RotateSigningKey: %v", err)
+	}
+	eventually(t, 5*time.Second, "the new signing key to sign", func() bool {
+		k, err := s.Service.CurrentSigningKey()
+		return err == nil && k.ID == rot.GetKeyId()
+	})
+	if signing("second signing key") == firstKey {
+		t.Fatal("the key did not rotate")
+	}
+	fourth := login("fourth")
+	if _, err := c.Logout(authtest.WithToken(ctx, second.GetAccessToken()), &authv1.LogoutRequest{RefreshToken: second.GetRefreshToken()}); err != nil {
+		t.Errorf("Logout: %v", err)
+	}
+
+	// The store fails under the running server: each client gets the
+	// generic Internal status, nothing more.
+	if err := s.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	asFourth := authtest.WithToken(ctx, fourth.GetAccessToken())
+	for name, call := range map[string]func() error{
+		"Register": func() error {
+			_, err := c.Register(ctx, &authv1.RegisterRequest{Email: "late@example.com", Password: password})
+			return err
+		},
+		"Login": func() error {
+			_, err := c.Login(ctx, &authv1.LoginRequest{Email: email, Password: password})
+			return err
+		},
+		"RefreshToken": func() error {
+			_, err := c.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: fourth.GetRefreshToken()})
+			return err
+		},
+		"GetMe": func() error {
+			_, err := c.GetMe(asFourth, &authv1.GetMeRequest{})
+			return err
+		},
+		"IntrospectToken": func() error {
+			_, err := c.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: fourth.GetAccessToken()})
+			return err
+		},
+		"WatchRevocations": func() error {
+			stream, err := c.WatchRevocations(ctx, &authv1.WatchRevocationsRequest{})
+			if err != nil {
+				return err
+			}
+			_, err = stream.Recv()
+			return err
+		},
+	} {
+		st := status.Convert(call())
+		if st.Code() != codes.Internal || st.Message() != "internal error" || len(st.Details()) != 0 {
+			t.Errorf("%s with the store closed: %v %q %v; want Internal, \"internal error\" and no details", name, st.Code(), st.Message(), st.Details())
+		}
+	}
+}
+
+// checkLogs fails the test if any line of logs, as written or with its
+// JSON strings decoded, contains a secret; and if the logs do not show
+// the session's failures (so that an empty log cannot pass).
+func checkLogs(t *testing.T, logs string, found secrets) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(logs), "\n")
+	var codesSeen []string
+	details := 0
+	for i, line := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("log line %d is not JSON: %v: %.200s", i+1, err, line)
+			continue
+		}
+		var decoded strings.Builder
+		collectStrings(rec, &decoded)
+		text := line + "\n" + decoded.String()
+		for name, v := range found {
+			if strings.Contains(text, v) {
+				t.Errorf("log line %d contains the %s: %.300s", i+1, name, line)
+			}
+		}
+		if code, ok := rec["grpc.code"].(string); ok {
+			codesSeen = append(codesSeen, code)
+		}
+		if _, ok := rec["error.detail"]; ok {
+			details++
+		}
+	}
+	for _, want := range []string{"OK", "Unauthenticated", "ResourceExhausted", "AlreadyExists", "Internal"} {
+		if !strings.Contains(strings.Join(codesSeen, " "), want) {
+			t.Errorf("no finished call with code %s among %d log lines: the logs were not captured?", want, len(lines))
+		}
+	}
+	if details == 0 {
+		t.Errorf("no error.detail in the logs: the internal errors' detail must go there")
+	}
+	t.Logf("%d log lines checked for %d secrets", len(lines), len(found))
+}
+
+func collectStrings(v any, b *strings.Builder) {
+	switch v := v.(type) {
+	case string:
+		b.WriteString(v)
+		b.WriteByte('\n')
+	case map[string]any:
+		for k, e := range v {
+			b.WriteString(k)
+			b.WriteByte('\n')
+			collectStrings(e, b)
+		}
+	case []any:
+		for _, e := range v {
+			collectStrings(e, b)
+		}
+	}
+}
