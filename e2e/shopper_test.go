@@ -226,6 +226,10 @@ func (s *shopper) do(giveUp context.Context, m mutation, st *stats) error {
 			s.cartState = state
 			return nil
 		case code == codes.Unavailable || code == codes.DeadlineExceeded:
+		case code == codes.ResourceExhausted:
+			// The per-user rate limit: the call was not applied; wait as
+			// told (a whole second at most) and send it again.
+			time.Sleep(min(retryAfter(err), time.Second))
 		case code == codes.Unauthenticated:
 			if !revoked {
 				st.mu.Lock()
@@ -334,6 +338,18 @@ func refusedAfter(ctx context.Context, addr string, conn *grpc.ClientConn, tok s
 		time.Sleep(5 * time.Millisecond)
 	}
 	return 0, fmt.Errorf("replica %s still accepts a token revoked %v ago", addr, time.Since(start).Round(time.Millisecond))
+}
+
+// retryAfter reads the "retry after D" of a rate-limited call's message,
+// 100 ms when there is none.
+func retryAfter(err error) time.Duration {
+	msg := status.Convert(err).Message()
+	if i := strings.LastIndex(msg, "retry after "); i >= 0 {
+		if d, perr := time.ParseDuration(strings.TrimSpace(msg[i+len("retry after "):])); perr == nil {
+			return d
+		}
+	}
+	return 100 * time.Millisecond
 }
 
 // retryCodes calls f until it returns an error whose code is not in
