@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 
@@ -57,8 +56,8 @@ func (c catalogServer) GetProduct(ctx context.Context, req *catalogv1.GetProduct
 
 func (c catalogServer) SearchProducts(ctx context.Context, req *catalogv1.SearchProductsRequest) (*catalogv1.SearchProductsResponse, error) {
 	q := req.GetQuery()
-	if len(q) > maxQueryLen || !utf8.ValidString(q) || strings.TrimSpace(q) == "" {
-		return nil, c.s.toStatus(ctx, invalid("query", "must be 1 to %d bytes of valid UTF-8 with at least one word", maxQueryLen))
+	if err := validateQuery(q); err != nil {
+		return nil, c.s.toStatus(ctx, err)
 	}
 	size, err := pageSize(req.GetPageSize())
 	if err != nil {

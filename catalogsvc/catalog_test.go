@@ -119,6 +119,7 @@ func TestListProducts(t *testing.T) {
 		{"garbage token", &catalogv1.ListProductsRequest{PageToken: "!!!"}},
 		{"tampered token", &catalogv1.ListProductsRequest{PageToken: base64.RawURLEncoding.EncodeToString(tampered)}},
 		{"truncated token", &catalogv1.ListProductsRequest{PageToken: tok[:len(tok)-2]}},
+		{"token with a line break", &catalogv1.ListProductsRequest{PageToken: tok[:4] + "\n" + tok[4:]}},
 		{"another category's token", &catalogv1.ListProductsRequest{PageToken: coffeeTok.GetNextPageToken()}},
 		{"a search's token", &catalogv1.ListProductsRequest{PageToken: searchTok.GetNextPageToken()}},
 		{"oversized token", &catalogv1.ListProductsRequest{PageToken: strings.Repeat("A", 4096)}},

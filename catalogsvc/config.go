@@ -4,13 +4,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/tokencart/tokencart/internal/cartstate"
 	"github.com/tokencart/tokencart/internal/grpcauth"
 	"github.com/tokencart/tokencart/internal/serve"
+	"github.com/tokencart/tokencart/internal/tlsconfig"
 )
 
 // EnvPrefix prefixes the environment variables that back catalogsvc's
@@ -33,6 +38,19 @@ const (
 	DefaultCatalogRefresh = time.Second
 	defaultDSN            = "var/catalogsvc.db"
 	defaultAuthAddr       = "127.0.0.1:8081"
+
+	// DefaultRateLimit and DefaultRateBurst are the per-caller call rate
+	// (calls a second, on average) and burst of one replica. A shopper's
+	// client makes a few calls a second; 50/s with bursts of 100 leaves room
+	// for any honest client (and for scripts) while one caller cannot take
+	// a replica's whole capacity (thousands of calls a second).
+	DefaultRateLimit = 50
+	DefaultRateBurst = 100
+	// DefaultRateLimitCallers bounds the callers whose bucket a replica
+	// remembers: about 200 bytes each, so ≈ 13 MiB when full.
+	DefaultRateLimitCallers = 65536
+	// minRateLimitCallers is ratelimit.New's lower bound (its shard count).
+	minRateLimitCallers = 32
 )
 
 // Config is catalogsvc's whole configuration. RegisterFlags binds every
@@ -51,12 +69,30 @@ type Config struct {
 	CartOldKeys string
 	// AuthAddr is authsvc's gRPC address.
 	AuthAddr string
+	// AuthTLSCA, a PEM CA bundle, makes the connection to authsvc TLS 1.3,
+	// trusting only those CAs; empty means plaintext.
+	AuthTLSCA string
+	// AuthTLSCert and AuthTLSKey, PEM files, are the client certificate
+	// presented to authsvc (mutual TLS); both or neither, and only with
+	// AuthTLSCA.
+	AuthTLSCert, AuthTLSKey string
+	// AuthTLSServerName, if set, is the name authsvc's certificate must
+	// carry instead of AuthAddr's host.
+	AuthTLSServerName string
 	// Auth configures token validation.
 	Auth grpcauth.Config
 	// CatalogRefresh is the catalog snapshot's poll interval.
 	CatalogRefresh time.Duration
 	// Seed loads the embedded seed catalog on first start.
 	Seed bool
+	// RateLimit is each caller's allowed rate of calls a second on this
+	// replica (the token subject; the client IP for public calls); 0
+	// disables rate limiting.
+	RateLimit float64
+	// RateBurst is how many calls a caller may make at once above RateLimit.
+	RateBurst int
+	// RateLimitCallers bounds how many callers' buckets are remembered.
+	RateLimitCallers int
 }
 
 // RegisterFlags binds a new Config's fields to flags on fs, with their
@@ -69,6 +105,10 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	fs.StringVar(&c.CartKey, "cart-key", "", "base64 of the 32-byte secret that seals cart_state in request mode; prefer the environment variable to the command line")
 	fs.StringVar(&c.CartOldKeys, "cart-old-keys", "", "comma-separated base64 secrets still accepted when opening cart_state, during a key rotation")
 	fs.StringVar(&c.AuthAddr, "auth-addr", defaultAuthAddr, "authsvc gRPC address (host:port)")
+	fs.StringVar(&c.AuthTLSCA, "auth-tls-ca", "", "PEM CA bundle to verify authsvc's certificate; when set, call authsvc over TLS 1.3 (plaintext when empty)")
+	fs.StringVar(&c.AuthTLSCert, "auth-tls-cert", "", "PEM client certificate to present to authsvc (mutual TLS; needs --auth-tls-key and --auth-tls-ca)")
+	fs.StringVar(&c.AuthTLSKey, "auth-tls-key", "", "PEM private key of --auth-tls-cert")
+	fs.StringVar(&c.AuthTLSServerName, "auth-tls-server-name", "", "name authsvc's certificate must carry, if not --auth-addr's host")
 	fs.StringVar(&c.Auth.Mode, "auth-mode", grpcauth.ModeLocal, "token validation: local (verify signatures against authsvc's keys, follow its revocations) or remote (introspect every token at authsvc)")
 	fs.StringVar(&c.Auth.Issuer, "issuer", "tokencart-authsvc", "required token issuer (iss)")
 	fs.StringVar(&c.Auth.Audience, "audience", "tokencart", "required token audience (aud)")
@@ -80,6 +120,9 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	fs.DurationVar(&c.Auth.IntrospectCacheTTL, "introspect-cache-ttl", grpcauth.DefaultIntrospectCacheTTL, "how long an introspection answer is reused (0 disables that cache)")
 	fs.DurationVar(&c.CatalogRefresh, "catalog-refresh", DefaultCatalogRefresh, "how often to check the database for catalog changes made by other replicas")
 	fs.BoolVar(&c.Seed, "seed", true, "load the built-in catalog on first start")
+	fs.Float64Var(&c.RateLimit, "rate-limit", DefaultRateLimit, "calls a second each caller (token subject; client IP for public calls) may make to this replica on average; 0 disables the limit")
+	fs.IntVar(&c.RateBurst, "rate-burst", DefaultRateBurst, "calls a caller may make at once above --rate-limit")
+	fs.IntVar(&c.RateLimitCallers, "rate-limit-callers", DefaultRateLimitCallers, "callers whose rate is remembered (about 200 bytes each); the least recently seen are forgotten")
 	return c
 }
 
@@ -110,7 +153,45 @@ func (c *Config) Validate() error {
 	if c.CatalogRefresh <= 0 {
 		errs = append(errs, fmt.Errorf("--catalog-refresh must be positive, got %v", c.CatalogRefresh))
 	}
+	if err := c.validateAuthTLS(); err != nil {
+		errs = append(errs, err)
+	}
+	switch {
+	case math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) || c.RateLimit < 0:
+		errs = append(errs, fmt.Errorf("--rate-limit must be a finite number of calls a second, 0 or more (0 disables), got %v", c.RateLimit))
+	case c.RateLimit == 0:
+	case c.RateBurst < 1:
+		errs = append(errs, fmt.Errorf("--rate-burst must be at least 1 while --rate-limit is on, got %d", c.RateBurst))
+	case c.RateLimitCallers < minRateLimitCallers:
+		errs = append(errs, fmt.Errorf("--rate-limit-callers must be at least %d, got %d", minRateLimitCallers, c.RateLimitCallers))
+	}
 	return errors.Join(errs...)
+}
+
+// validateAuthTLS checks the --auth-tls-* flags and, when set, that the
+// files load, so a bad path stops startup with a message naming the flag.
+func (c *Config) validateAuthTLS() error {
+	switch {
+	case c.AuthTLSCA == "" && (c.AuthTLSCert != "" || c.AuthTLSKey != "" || c.AuthTLSServerName != ""):
+		return errors.New("--auth-tls-cert, --auth-tls-key and --auth-tls-server-name need --auth-tls-ca: mutual TLS is TLS")
+	case c.AuthTLSCA == "":
+		return nil
+	case (c.AuthTLSCert == "") != (c.AuthTLSKey == ""):
+		return errors.New("--auth-tls-cert and --auth-tls-key go together")
+	}
+	if _, err := c.authCredentials(); err != nil {
+		return fmt.Errorf("--auth-tls-ca, --auth-tls-cert or --auth-tls-key: %w", err)
+	}
+	return nil
+}
+
+// authCredentials returns the transport credentials for authsvc: TLS with
+// AuthTLSCA (and the client certificate, if any), else plaintext.
+func (c *Config) authCredentials() (credentials.TransportCredentials, error) {
+	if c.AuthTLSCA == "" {
+		return insecure.NewCredentials(), nil
+	}
+	return tlsconfig.Client(c.AuthTLSCA, c.AuthTLSCert, c.AuthTLSKey, c.AuthTLSServerName)
 }
 
 // cartKeys decodes --cart-key and --cart-old-keys. Error messages never

@@ -3,11 +3,14 @@ package catalogsvc_test
 import (
 	"encoding/base64"
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/tokencart/tokencart/catalogsvc"
 	"github.com/tokencart/tokencart/internal/envflag"
+	"github.com/tokencart/tokencart/internal/tlsconfig/tlstest"
 )
 
 func TestRegisterFlags(t *testing.T) {
@@ -17,7 +20,8 @@ func TestRegisterFlags(t *testing.T) {
 	for _, name := range []string{
 		"grpc-addr", "admin-addr", "dsn", "cart-mode", "cart-key", "cart-old-keys", "auth-addr", "auth-mode",
 		"issuer", "audience", "keyset-refresh", "revocation-staleness", "stale-policy", "token-cache-size",
-		"introspect-cache-ttl", "catalog-refresh", "seed",
+		"introspect-cache-ttl", "catalog-refresh", "seed", "auth-tls-ca", "auth-tls-cert", "auth-tls-key",
+		"auth-tls-server-name", "rate-limit", "rate-burst", "rate-limit-callers",
 	} {
 		if fs.Lookup(name) == nil {
 			t.Errorf("no --%s flag", name)
@@ -28,7 +32,9 @@ func TestRegisterFlags(t *testing.T) {
 	}
 	if cfg.DSN != "var/catalogsvc.db" || cfg.AuthAddr != "127.0.0.1:8081" || cfg.CartMode != "store" ||
 		cfg.Auth.Mode != "local" || cfg.Auth.Issuer != "tokencart-authsvc" || cfg.Auth.Audience != "tokencart" ||
-		cfg.Serve.GRPCAddr != ":8082" || cfg.Serve.AdminAddr != ":9082" || string(cfg.Auth.StalePolicy) != "introspect" {
+		cfg.Serve.GRPCAddr != ":8082" || cfg.Serve.AdminAddr != ":9082" || string(cfg.Auth.StalePolicy) != "introspect" ||
+		cfg.AuthTLSCA != "" || cfg.RateLimit != catalogsvc.DefaultRateLimit || cfg.RateBurst != catalogsvc.DefaultRateBurst ||
+		cfg.RateLimitCallers != catalogsvc.DefaultRateLimitCallers {
 		t.Errorf("unexpected defaults: %+v", cfg)
 	}
 }
@@ -74,6 +80,16 @@ func TestConfigValidate(t *testing.T) {
 		{"empty DSN", []string{"--dsn="}},
 		{"bad listen address", []string{"--grpc-addr=nope"}},
 		{"empty issuer", []string{"--issuer="}},
+		{"auth client certificate without a CA", []string{"--auth-tls-cert=c.pem", "--auth-tls-key=k.pem"}},
+		{"auth server name without a CA", []string{"--auth-tls-server-name=authsvc"}},
+		{"auth CA file missing", []string{"--auth-tls-ca=" + t.TempDir() + "/none.pem"}},
+		{"auth CA not PEM", []string{"--auth-tls-ca=" + writeFile(t, "ca.pem", "not a certificate")}},
+		{"auth client certificate without its key", []string{"--auth-tls-ca=" + tlstest.NewCA(t, "ca").File, "--auth-tls-cert=c.pem"}},
+		{"negative rate limit", []string{"--rate-limit=-1"}},
+		{"NaN rate limit", []string{"--rate-limit=NaN"}},
+		{"infinite rate limit", []string{"--rate-limit=+Inf"}},
+		{"zero burst", []string{"--rate-burst=0"}},
+		{"too few callers", []string{"--rate-limit-callers=8"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,4 +115,22 @@ func TestConfigValidate(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("valid rotation config refused: %v", err)
 	}
+	// A disabled rate limit needs no burst.
+	fs = flag.NewFlagSet("catalogsvc", flag.ContinueOnError)
+	cfg = catalogsvc.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--rate-limit=0", "--rate-burst=0", "--rate-limit-callers=0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("disabled rate limit refused: %v", err)
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/tokencart/tokencart/catalogsvc"
 	"github.com/tokencart/tokencart/internal/grpcauth/fakeauth"
 	"github.com/tokencart/tokencart/internal/pgtest"
+	"github.com/tokencart/tokencart/internal/serve"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -46,10 +47,12 @@ var storeModes = modes[:2]
 
 func sqliteDSN(t testing.TB) string { return filepath.Join(t.TempDir(), "catalog.db") }
 
-// cluster is a fake authsvc and one database that replicas share.
+// cluster is an authsvc (a fake, or a real one from authtest) and one
+// database that replicas share.
 type cluster struct {
 	t        testing.TB
-	fake     *fakeauth.Server
+	fake     *fakeauth.Server // nil with a real authsvc
+	authAddr string
 	dsn      string
 	cartMode string
 	cartKey  string
@@ -57,10 +60,19 @@ type cluster struct {
 
 func newCluster(t testing.TB, m mode, opts ...fakeauth.Option) *cluster {
 	t.Helper()
+	fake := fakeauth.Start(t, opts...)
+	c := newClusterAt(t, m, fake.Addr())
+	c.fake = fake
+	return c
+}
+
+// newClusterAt returns a cluster whose replicas use the authsvc at addr.
+func newClusterAt(t testing.TB, m mode, authAddr string) *cluster {
+	t.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	return &cluster{
-		t: t, fake: fakeauth.Start(t, opts...), dsn: m.dsn(t), cartMode: m.cartMode,
+		t: t, authAddr: authAddr, dsn: m.dsn(t), cartMode: m.cartMode,
 		cartKey: base64.StdEncoding.EncodeToString(key),
 	}
 }
@@ -74,9 +86,12 @@ func (c *cluster) config() catalogsvc.Config {
 	cfg.Serve.ShutdownTimeout = 5 * time.Second
 	cfg.Serve.Logger = testLogger()
 	cfg.DSN, cfg.CartMode, cfg.CartKey = c.dsn, c.cartMode, c.cartKey
-	cfg.AuthAddr = c.fake.Addr()
+	cfg.AuthAddr = c.authAddr
 	cfg.Auth.RevocationStaleness = 2 * time.Second
 	cfg.CatalogRefresh = 200 * time.Millisecond
+	// Many tests send hundreds of calls a second as one user; the rate
+	// limit has tests of its own.
+	cfg.RateLimit = 0
 	return cfg
 }
 
@@ -90,6 +105,7 @@ func testLogger() *slog.Logger {
 // replica is a running catalogsvc and a client connection to it.
 type replica struct {
 	svc     *catalogsvc.Service
+	srv     *serve.Server
 	addr    string
 	conn    *grpc.ClientConn
 	catalog catalogv1.CatalogServiceClient
@@ -103,19 +119,25 @@ func (c *cluster) start(modify ...func(*catalogsvc.Config)) *replica {
 }
 
 func (c *cluster) startWith(waitReady bool, modify ...func(*catalogsvc.Config)) *replica {
-	t := c.t
-	t.Helper()
+	c.t.Helper()
 	cfg := c.config()
 	for _, m := range modify {
 		m(&cfg)
 	}
+	return startReplica(c.t, cfg, waitReady)
+}
+
+// startReplica runs a replica with cfg until the test ends, its server
+// built with extra serve options.
+func startReplica(t testing.TB, cfg catalogsvc.Config, waitReady bool, extra ...serve.Option) *replica {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := catalogsvc.New(ctx, cfg, cfg.Serve.Logger)
 	if err != nil {
 		cancel()
 		t.Fatalf("catalogsvc.New: %v", err)
 	}
-	srv, err := svc.NewServer()
+	srv, err := svc.NewServer(extra...)
 	if err != nil {
 		cancel()
 		t.Fatalf("NewServer: %v (close: %v)", err, svc.Close())
@@ -141,7 +163,7 @@ func (c *cluster) startWith(waitReady bool, modify ...func(*catalogsvc.Config)) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	r := &replica{svc: svc, addr: srv.GRPCAddr(), conn: conn,
+	r := &replica{svc: svc, srv: srv, addr: srv.GRPCAddr(), conn: conn,
 		catalog: catalogv1.NewCatalogServiceClient(conn), carts: catalogv1.NewCartServiceClient(conn)}
 	if waitReady {
 		waitFor(t, "replica ready", func() bool {
@@ -196,8 +218,13 @@ func (c *cluster) shopper(r *replica, subject string, roles ...string) *shopper 
 	if len(roles) == 0 {
 		roles = []string{token.RoleCustomer}
 	}
+	return c.shopperWithToken(r, c.fake.Mint(c.t, subject, roles...))
+}
+
+// shopperWithToken is a shopper calling with the access token raw.
+func (c *cluster) shopperWithToken(r *replica, raw string) *shopper {
 	return &shopper{
-		t: c.t, ctx: withToken(testContext(c.t), c.fake.Mint(c.t, subject, roles...)), carts: r.carts,
+		t: c.t, ctx: withToken(testContext(c.t), raw), carts: r.carts,
 		request: c.cartMode == catalogsvc.CartModeRequest,
 	}
 }

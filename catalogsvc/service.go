@@ -25,10 +25,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	grpcratelimit "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
@@ -37,6 +40,7 @@ import (
 	"github.com/tokencart/tokencart/catalogsvc/store"
 	"github.com/tokencart/tokencart/internal/cartstate"
 	"github.com/tokencart/tokencart/internal/grpcauth"
+	"github.com/tokencart/tokencart/internal/ratelimit"
 	"github.com/tokencart/tokencart/internal/serve"
 	"github.com/tokencart/tokencart/internal/sqldb"
 )
@@ -139,7 +143,11 @@ func (s *Service) init(ctx context.Context) error {
 		s.carts = storeCarts{db: s.db}
 	}
 
-	conn, err := grpc.NewClient(s.cfg.AuthAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := s.cfg.authCredentials()
+	if err != nil {
+		return fmt.Errorf("authsvc TLS: %w", err)
+	}
+	conn, err := grpc.NewClient(s.cfg.AuthAddr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return fmt.Errorf("authsvc client: %w", err)
 	}
@@ -236,17 +244,41 @@ func SeedProducts() ([]store.Product, error) {
 
 // NewServer builds the replica's gRPC and admin server from cfg.Serve, with
 // s's services registered: every method but PublicMethods needs a valid
-// token, and the replica is ready once authsvc's key set is loaded.
-func (s *Service) NewServer() (*serve.Server, error) {
-	srv, err := serve.New(s.cfg.Serve,
+// token, each caller is rate-limited (cfg.RateLimit), and the replica is
+// ready once authsvc's key set is loaded. extra options come after these
+// (their interceptors run inside the rate limit); mains pass none.
+func (s *Service) NewServer(extra ...serve.Option) (*serve.Server, error) {
+	opts := []serve.Option{
 		serve.WithAuth(s.AuthFunc(), PublicMethods),
 		serve.WithReadiness("authsvc key set", s.Ready),
-	)
+	}
+	if s.cfg.RateLimit > 0 {
+		lim, err := ratelimit.New(s.cfg.RateLimit, s.cfg.RateBurst, s.cfg.RateLimitCallers)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, serve.WithUnaryInterceptors(rateLimitInterceptor(lim)))
+	}
+	srv, err := serve.New(s.cfg.Serve, append(opts, extra...)...)
 	if err != nil {
 		return nil, err
 	}
 	s.Register(srv.GRPC())
 	return srv, nil
+}
+
+// rateLimitInterceptor is go-grpc-middleware's rate limit with lim, for
+// every method but gRPC health: it runs after authentication, so lim keys
+// authenticated calls by token subject and public ones by client IP.
+// Probes (from the kubelet's address, or any other) are never limited: a
+// refused probe would take the replica out of service, which is what a
+// flood must not achieve. catalogsvc has no streaming methods, so health
+// Watch is the only stream and needs no limiter.
+func rateLimitInterceptor(lim *ratelimit.PerCaller) grpc.UnaryServerInterceptor {
+	notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
+		return c.Service != healthpb.Health_ServiceDesc.ServiceName
+	})
+	return selector.UnaryServerInterceptor(grpcratelimit.UnaryServerInterceptor(lim), notHealth)
 }
 
 // Serve runs srv until ctx is done, and s's background work for as long as

@@ -168,5 +168,10 @@ func decodePageToken(query, tok string) (string, error) {
 	if !cart.ValidProductID(lastID) || string(sum) != string(pageTokenSum(query, lastID)) {
 		return "", bad
 	}
+	// The decoder skips line breaks and ignores the unused bits of the
+	// last character: only the spelling we issue is the token.
+	if encodePageToken(query, lastID) != tok {
+		return "", bad
+	}
 	return lastID, nil
 }

@@ -113,6 +113,14 @@ func validateProduct(p *catalogv1.Product) error {
 	return validatePrice(p.GetPrice())
 }
 
+// validateQuery checks a search query: words of valid UTF-8, bounded.
+func validateQuery(q string) error {
+	if len(q) > maxQueryLen || !utf8.ValidString(q) || strings.TrimSpace(q) == "" {
+		return invalid("query", "must be 1 to %d bytes of valid UTF-8 with at least one word", maxQueryLen)
+	}
+	return nil
+}
+
 func validateRequestID(id string) error {
 	if id == "" {
 		return nil // optional

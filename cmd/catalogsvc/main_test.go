@@ -16,6 +16,9 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"request mode without a key", []string{"--cart-mode=request", "--dsn=" + t.TempDir() + "/x.db"}, 2},
 		{"unknown flag", []string{"--no-such-flag"}, 2},
 		{"bad stale policy", []string{"--stale-policy=ignore"}, 2},
+		{"negative rate limit", []string{"--rate-limit=-5"}, 2},
+		{"client certificate for authsvc without a CA", []string{"--auth-tls-cert=c.pem", "--auth-tls-key=k.pem"}, 2},
+		{"missing authsvc CA file", []string{"--auth-tls-ca=" + t.TempDir() + "/none.pem"}, 2},
 		{"help", []string{"-h"}, 0},
 	}
 	t.Setenv("CATALOGSVC_CART_KEY", "")

@@ -154,7 +154,11 @@ func TestParseKey(t *testing.T) {
 }
 
 // FuzzOpen: nothing opens unless this sealer sealed it for this subject,
-// and a sealed blob changed anywhere never opens.
+// and a sealed blob changed in any way (bytes flipped, cut short,
+// extended) never opens, for anyone; errors are always the package's.
+//
+// Its corpus (testdata/fuzz/FuzzOpen) includes blobs sealed for "alice"
+// with the fixed key below, which open in every run.
 func FuzzOpen(f *testing.F) {
 	s := newSealer(f, bytes.Repeat([]byte{7}, cartstate.KeySize))
 	plain := []byte(`{"v":1}`)
@@ -162,26 +166,55 @@ func FuzzOpen(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(sealed, 0, byte(1))
-	f.Add([]byte{}, 3, byte(0x80))
-	f.Add(sealed[:cartstate.Overhead], 10, byte(0xff))
-	f.Fuzz(func(t *testing.T, blob []byte, pos int, mask byte) {
+	f.Add(sealed, 0, byte(1), 0, "alice")
+	f.Add([]byte{}, 3, byte(0x80), -1, "bob")
+	f.Add(sealed[:cartstate.Overhead], 10, byte(0xff), 1, "")
+	f.Fuzz(func(t *testing.T, blob []byte, pos int, mask byte, cut int, subject string) {
+		checkErr := func(err error) {
+			t.Helper()
+			if err != nil && !errors.Is(err, cartstate.ErrTooLarge) && !errors.Is(err, cartstate.ErrMalformed) &&
+				!errors.Is(err, cartstate.ErrUnknownKey) && !errors.Is(err, cartstate.ErrForeign) && !errors.Is(err, cartstate.ErrTampered) {
+				t.Fatalf("error %v wraps none of the package's", err)
+			}
+		}
 		// Fuzz workers run this setup again, sealing with other nonces: a
-		// seed blob may be a real seal of ours. Anything that opens must be
-		// exactly what we sealed.
-		if got, _, err := s.Open("alice", blob); err == nil && !bytes.Equal(got, plain) {
+		// corpus blob may be a real seal of ours, for alice. Anything that
+		// opens must be exactly what we sealed, and only for alice.
+		got, _, err := s.Open("alice", blob)
+		checkErr(err)
+		if err == nil && !bytes.Equal(got, plain) {
 			t.Fatalf("bytes we never sealed opened: %x -> %q", blob, got)
 		}
-		if mask == 0 {
-			return
+		if subject != "alice" {
+			_, _, err := s.Open(subject, blob)
+			checkErr(err)
+			if err == nil {
+				t.Fatalf("a blob opened for %q, who it was never sealed for", subject)
+			}
 		}
+
 		b := bytes.Clone(sealed)
-		if pos < 0 {
-			pos = -pos
+		if mask != 0 {
+			b[uint(pos)%uint(len(b))] ^= mask
 		}
-		b[pos%len(b)] ^= mask
-		if _, _, err := s.Open("alice", b); err == nil {
-			t.Fatalf("mutated blob opened (byte %d ^ %#x)", pos%len(b), mask)
+		switch {
+		case cut > 0:
+			b = b[:uint(cut)%uint(len(b))]
+		case cut < 0:
+			b = append(b, bytes.Repeat([]byte{byte(cut)}, 1+int(uint(-cut)%64))...)
+		}
+		mutated := mask != 0 || cut != 0
+		_, _, err = s.Open("alice", b)
+		checkErr(err)
+		switch {
+		case mutated && err == nil:
+			t.Fatalf("mutated blob opened (byte %d ^ %#x, cut %d)", uint(pos)%uint(len(sealed)), mask, cut)
+		case !mutated && err != nil:
+			t.Fatalf("our own blob did not open: %v", err)
+		case !mutated && subject != "alice":
+			if _, _, err := s.Open(subject, b); !errors.Is(err, cartstate.ErrForeign) {
+				t.Fatalf("alice's blob opened for %q: %v, want ErrForeign", subject, err)
+			}
 		}
 	})
 }

@@ -58,8 +58,10 @@ type KeySource struct {
 	log     *slog.Logger
 	limiter *rate.Limiter
 
-	current atomic.Pointer[token.KeySet]
-	kick    chan struct{} // asks Run for a fetch now; buffered, one pending at most
+	current  atomic.Pointer[token.KeySet]
+	kick     chan struct{} // asks Run for a fetch now; buffered, one pending at most
+	fetches  atomic.Int64  // fetches attempted
+	failures atomic.Int64  // fetches failed
 
 	mu          sync.Mutex            // guards the fields below
 	next        chan struct{}         // closed when the fetch after the current one completes
@@ -109,6 +111,12 @@ func (k *KeySource) Ready(context.Context) error {
 	return nil
 }
 
+// Fetches returns how many key-set fetches have been attempted and how many
+// of them failed, for tests and diagnostics.
+func (k *KeySource) Fetches() (attempted, failed int64) {
+	return k.fetches.Load(), k.failures.Load()
+}
+
 // OnRemoved registers fn to be called, from Run's goroutine, with the key ids
 // that a refresh found withdrawn.
 func (k *KeySource) OnRemoved(fn func(kids []string)) {
@@ -136,6 +144,10 @@ func (k *KeySource) Run(ctx context.Context) error {
 		k.mu.Unlock()
 
 		err := k.fetch(ctx)
+		k.fetches.Add(1)
+		if err != nil {
+			k.failures.Add(1)
+		}
 		close(done)
 		if ctx.Err() != nil {
 			return nil

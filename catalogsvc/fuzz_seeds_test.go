@@ -1,0 +1,184 @@
+package catalogsvc
+
+import (
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tokencart/tokencart/catalogsvc/cart"
+)
+
+var updateFuzzSeeds = flag.Bool("update-fuzz-seeds", false, "rewrite the seed files under testdata/fuzz")
+
+// TestWriteFuzzSeeds writes the seeds of this package's fuzz targets to
+// testdata/fuzz when run with -update-fuzz-seeds,
+//
+//	go test -run '^TestWriteFuzzSeeds$' ./catalogsvc/ -update-fuzz-seeds
+//
+// and otherwise checks that the files there are up to date.
+func TestWriteFuzzSeeds(t *testing.T) {
+	files := map[string]string{}
+	for name, ops := range modelSeeds() {
+		files[filepath.Join("FuzzCartModel", "seed-"+name)] = corpusFile(ops)
+	}
+	for name, v := range cartRequestSeeds() {
+		files[filepath.Join("FuzzValidateCartRequest", "seed-"+name)] = corpusFile(v...)
+	}
+	for name, v := range catalogRequestSeeds() {
+		files[filepath.Join("FuzzValidateCatalogRequest", "seed-"+name)] = corpusFile(v...)
+	}
+	dir := filepath.Join("testdata", "fuzz")
+	if !*updateFuzzSeeds {
+		for name, want := range files {
+			got, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil || string(got) != want {
+				t.Errorf("%s is missing or stale (%v); rerun with -update-fuzz-seeds", name, err)
+			}
+		}
+		return
+	}
+	for name, content := range files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// corpusFile encodes values in the `go test fuzz v1` format.
+func corpusFile(values ...any) string {
+	var b strings.Builder
+	b.WriteString("go test fuzz v1\n")
+	for _, v := range values {
+		switch v := v.(type) {
+		case string:
+			fmt.Fprintf(&b, "string(%s)\n", strconv.Quote(v))
+		case []byte:
+			fmt.Fprintf(&b, "[]byte(%s)\n", strconv.Quote(string(v)))
+		case int64:
+			fmt.Fprintf(&b, "int64(%d)\n", v)
+		case int32:
+			fmt.Fprintf(&b, "int32(%d)\n", v)
+		case bool:
+			fmt.Fprintf(&b, "bool(%t)\n", v)
+		default:
+			panic(fmt.Sprintf("corpusFile: unsupported %T", v))
+		}
+	}
+	return b.String()
+}
+
+// Operation encoders for FuzzCartModel's seeds (see decodeOps).
+const (
+	withKey      = 4
+	withExpected = 8
+)
+
+func opBytes(kind cart.Kind, flags, key byte, product int, quantity byte, expDelta int) []byte {
+	return []byte{byte(kind-cart.Add) | flags | key<<4, byte(product), quantity, byte(expDelta + 2)}
+}
+
+func modelSeeds() map[string][]byte {
+	cat := func(ops ...[]byte) []byte {
+		var out []byte
+		for _, o := range ops {
+			out = append(out, o...)
+		}
+		return out
+	}
+	seeds := map[string][]byte{
+		"empty": nil,
+		"lifecycle": cat(
+			opBytes(cart.Add, 0, 0, 1, 2, 0),
+			opBytes(cart.Add, withKey, 1, 2, 1, 0),
+			opBytes(cart.Add, withKey, 1, 2, 1, 0), // a retry
+			opBytes(cart.Set, 0, 0, 1, 5, 0),
+			opBytes(cart.Set, 0, 0, 3, 0, 0), // removes nothing
+			opBytes(cart.Remove, withKey, 2, 2, 0, 0),
+			opBytes(cart.Add, withKey, 1, 2, 1, 0), // replays the first result
+			opBytes(cart.Add, withKey, 1, 2, 2, 0), // reuse with other parameters
+			opBytes(cart.Clear, 0, 0, 0, 0, 0),
+			opBytes(cart.Clear, 0, 0, 0, 0, 0),
+		),
+		"expected-versions": cat(
+			opBytes(cart.Add, withExpected, 0, 1, 1, 0),
+			opBytes(cart.Add, withExpected, 0, 1, 1, -1),
+			opBytes(cart.Add, withExpected, 0, 1, 1, 1),
+			opBytes(cart.Remove, withExpected|withKey, 3, 1, 0, 0),
+			opBytes(cart.Remove, withExpected|withKey, 3, 1, 0, 0), // the same key, now with another expected version
+		),
+		"quantity-limit": cat(
+			opBytes(cart.Add, 0, 0, 4, 255, 0),
+			opBytes(cart.Add, 0, 0, 4, 1, 0),
+			opBytes(cart.Set, 0, 0, 4, 255, 0),
+			opBytes(cart.Set, 0, 0, 4, 254, 0),
+		),
+		"unknown-products": cat(
+			opBytes(cart.Add, 0, 0, modelKnown, 1, 0),
+			opBytes(cart.Set, withKey, 5, modelProducts-1, 1, 0),
+			opBytes(cart.Set, withKey, 5, modelProducts-1, 0, 0),
+			opBytes(cart.Remove, 0, 0, modelKnown+1, 0, 0),
+		),
+	}
+	// More keys than a request-carried cart remembers, then the first
+	// again with other parameters: the store refuses, the blob has
+	// forgotten it.
+	var window []byte
+	for i := range maxStateRequests + 2 {
+		window = append(window, opBytes(cart.Add, withKey, byte(i), i, 1, 0)...)
+	}
+	seeds["key-window"] = cat(window, opBytes(cart.Add, withKey, 0, 0, 2, 0), opBytes(cart.Add, withKey, 9, 9, 1, 0))
+	// A full cart, then the 101st line.
+	var full []byte
+	for i := range cart.MaxLines + 1 {
+		full = append(full, opBytes(cart.Add, 0, 0, i, 1, 0)...)
+	}
+	seeds["line-limit"] = cat(full, opBytes(cart.Set, 0, 0, cart.MaxLines+1, 3, 0), opBytes(cart.Set, 0, 0, 0, 0, 0),
+		opBytes(cart.Set, 0, 0, cart.MaxLines+1, 3, 0))
+	return seeds
+}
+
+func cartRequestSeeds() map[string][]any {
+	return map[string][]any{
+		"valid":          {"espresso-blend-1kg", int64(1), "", int64(0), false},
+		"valid-bounds":   {strings.Repeat("a", 64), int64(999), strings.Repeat("é", cart.MaxRequestIDLen), int64(0), true},
+		"zero":           {"a", int64(0), "r", int64(-1), true},
+		"too-long":       {strings.Repeat("a", 65), int64(1000), strings.Repeat("r", cart.MaxRequestIDLen+1), int64(5), false},
+		"sql":            {"x' OR '1'='1", int64(-1), "'; DROP TABLE carts; --", int64(0), true},
+		"not-utf8":       {"caf\xe9", int64(1 << 31), "caf\xe9", int64(math.MaxInt64), true},
+		"control":        {"espresso\x00", int64(math.MinInt64), "a\u0085b", int64(math.MinInt64), true},
+		"upper-and-dots": {"Espresso.1kg", int64(2), "\u2028", int64(1), false},
+	}
+}
+
+func catalogRequestSeeds() map[string][]any {
+	listQuery := "list\x00coffee"
+	searchQuery := "search\x00\x00espresso"
+	return map[string][]any{
+		"valid": {"espresso-blend-1kg", "Espresso blend, 1 kg", "Dark roast.\nFor espresso.", "coffee", "EUR",
+			int64(24), int32(900_000_000), int32(20), "coffee", encodePageToken(listQuery, "espresso-blend-1kg")},
+		"valid-search-token": {"a", "A", "", "a", "EUR", int64(maxUnits), int32(0), int32(maxPageSize), "espresso",
+			encodePageToken(searchQuery, "kenya-aa-250g")},
+		"bad-price": {"b", " ", "\x7f", "Coffee", "USD", int64(maxUnits), int32(1), int32(maxPageSize + 1), " \t",
+			encodePageToken(listQuery, "a")[1:]},
+		"negative": {"c", "Name", "", "c", "EUR", int64(-1), int32(-1), int32(-1), strings.Repeat("q", maxQueryLen+1), "!!!"},
+		"mixed-signs": {"d", "Name", strings.Repeat("d", maxDescriptionLen+1), "d", "eur", int64(1), int32(-5), int32(0), "caf\xe9",
+			strings.Repeat("A", maxPageTokenLen+1)},
+		"token-respelled": {"f", "F", "", "f", "EUR", int64(1), int32(0), int32(1), listQuery,
+			respell(encodePageToken(listQuery, "espresso-blend-1kg"))},
+		"not-utf8": {"e", "caf\xe9", "\u0000", strings.Repeat("e", maxCategoryLen+1), "EU", int64(0), int32(nanosPerUnit), int32(1), "x",
+			encodePageToken(listQuery, "e") + "\n"},
+	}
+}
+
+// respell returns tok with a line break inside: the same bytes to a
+// lenient base64 decoder.
+func respell(tok string) string { return tok[:4] + "\r\n" + tok[4:] }

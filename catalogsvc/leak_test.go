@@ -1,0 +1,225 @@
+package catalogsvc_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
+
+	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/catalogsvc"
+	"github.com/tokencart/tokencart/internal/token"
+)
+
+// logBuffer collects log output from many goroutines.
+type logBuffer struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// secrets is what must never appear in a log, by description.
+type secrets map[string]string
+
+// addToken adds a token and its parts that identify it: the whole, and
+// the signature (which is what makes it usable).
+func (s secrets) addToken(name, raw string) {
+	s[name] = raw
+	if parts := strings.Split(raw, "."); len(parts) == 3 && len(parts[2]) >= 16 {
+		s[name+" signature"] = parts[2]
+	}
+}
+
+// addKey adds a cart key in every spelling a log could carry it.
+func (s secrets) addKey(name, b64 string) {
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		panic(err)
+	}
+	s[name+" (base64)"] = b64
+	s[name+" (base64url)"] = base64.RawURLEncoding.EncodeToString(raw)
+	s[name+" (hex)"] = hex.EncodeToString(raw)
+	s[name+" (raw)"] = string(raw)
+	if j, err := json.Marshal(raw); err == nil { // as slog's JSON handler writes a []byte
+		s[name+" (JSON bytes)"] = strings.Trim(string(j), `"`)
+	}
+}
+
+// TestNoSecretsInLogs runs a full session against catalogsvc replicas of
+// every cart mode, logging JSON at DEBUG, with a real authsvc: login, cart
+// changes, every kind of refusal, forged and revoked tokens, a store
+// failure. No token (nor its signature), cart key or DSN password may
+// appear in catalogsvc's log, and the Internal error the client gets says
+// nothing of its cause (which the log has).
+func TestNoSecretsInLogs(t *testing.T) {
+	t.Parallel()
+	auth := authtest.Start(t, authtest.Options{})
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			logs := &logBuffer{}
+			log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			c := newClusterAt(t, m, auth.GRPCAddr)
+			s := secrets{"password": authtest.Password}
+			if strings.HasPrefix(c.dsn, "postgres") {
+				c.dsn, s["DSN password"] = withPassword(t, c.dsn)
+			}
+			s.addKey("cart key", c.cartKey)
+			old := newClusterAt(t, m, auth.GRPCAddr).cartKey
+			s.addKey("old cart key", old)
+			r := c.start(func(cfg *catalogsvc.Config) {
+				cfg.Serve.Logger, cfg.Serve.LogLevel, cfg.Serve.LogFormat = log, slog.LevelDebug, "json"
+				cfg.CartOldKeys = old
+			})
+			session(t, c, r, auth, s)
+			// A replica that cannot reach its database fails to start with
+			// an error (which main logs) that names no password.
+			bad := c.config()
+			bad.DSN = "postgres://catalog:" + url.QueryEscape("p@ss-"+c.cartKey[:12]) + "@127.0.0.1:1/catalog?connect_timeout=1"
+			if _, err := catalogsvc.New(testContext(t), bad, log); err == nil {
+				t.Error("replica started without its database")
+			} else if strings.Contains(err.Error(), c.cartKey[:12]) {
+				t.Errorf("startup error names the DSN password: %v", err)
+			}
+
+			out := logs.String()
+			for what, v := range s {
+				if strings.Contains(out, v) {
+					t.Errorf("the log contains the %s", what)
+				}
+			}
+			if n := strings.Count(out, "\n"); n < 20 || !strings.Contains(out, "CartService") {
+				t.Errorf("only %d log lines, none about carts: is the log captured?", n)
+			}
+			if t.Failed() {
+				t.Logf("log:\n%s", out)
+			}
+		})
+	}
+}
+
+// session is a shopper's and an attacker's session against r; every token
+// it uses goes into s.
+func session(t *testing.T, c *cluster, r *replica, auth *authtest.Server, s secrets) {
+	t.Helper()
+	user := "leak-" + sanitize(t.Name()) + "@authtest.example"
+	auth.Register(t, user)
+	login := auth.Login(t, user)
+	s.addToken("access token", login.GetAccessToken())
+	s["refresh token"] = login.GetRefreshToken()
+	sh := c.shopperWithToken(r, login.GetAccessToken())
+
+	sh.add(espresso, 2, withRequestID("leak-1")).must(t)
+	sh.add(espresso, 2, withRequestID("leak-1")).must(t)
+	sh.set(kenya, 3).must(t)
+	sh.get().must(t)
+	wantCode(t, sh.add(espresso, 2, withRequestID("leak-1"), expecting(0)).err, codes.InvalidArgument)
+	wantCode(t, sh.add(espresso, 5000).err, codes.InvalidArgument)
+	wantCode(t, sh.add("no-such-product", 1).err, codes.NotFound)
+	wantCode(t, sh.remove(kenya, expecting(99)).err, codes.Aborted)
+	wantCode(t, sh.add(espresso, 998).err, codes.FailedPrecondition)
+	sh.remove(kenya).must(t)
+
+	admin := auth.AdminToken(t)
+	s.addToken("admin token", admin)
+	upsert(t, r, withToken(testContext(t), admin), "leak-test-product", 3, 0)
+	_, err := r.catalog.UpsertProduct(sh.ctx, &catalogv1.UpsertProductRequest{Product: &catalogv1.Product{Id: "x"}})
+	wantCode(t, err, codes.PermissionDenied)
+
+	if c.cartMode == catalogsvc.CartModeRequest {
+		good := sh.state
+		tampered := bytes.Clone(good)
+		tampered[len(tampered)-1] ^= 1
+		sh.state = tampered
+		wantCode(t, sh.get().err, codes.InvalidArgument)
+		other := c.shopperWithToken(r, auth.Login(t, authtest.AdminEmail).GetAccessToken())
+		other.state = good
+		wantCode(t, other.get().err, codes.PermissionDenied)
+		sh.state = good
+	}
+
+	// Forged and malformed tokens.
+	raw := login.GetAccessToken()
+	parts := strings.Split(raw, ".")
+	flipped := []byte(parts[1])
+	flipped[3] ^= 1
+	kid, err := token.KeyID(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := map[string]string{
+		"forged: payload bit flipped": parts[0] + "." + string(flipped) + "." + parts[2],
+		"forged: alg none":            validJWT(kid, "someone").with(map[string]any{"alg": "none"}, nil).input() + "." + parts[2],
+		"forged: unknown kid":         validJWT("kid-"+parts[2][:20], "someone").input() + "." + parts[2],
+		"forged: garbage":             "garbage-" + parts[2],
+		"forged: too large":           raw + strings.Repeat("A", token.MaxSize),
+	}
+	for name, f := range forged {
+		s.addToken(name, f)
+		_, err := r.carts.GetCart(withToken(testContext(t), f), &catalogv1.GetCartRequest{})
+		wantCode(t, err, codes.Unauthenticated)
+	}
+
+	// A store failure: Internal, with nothing of its cause for the client.
+	if c.cartMode == catalogsvc.CartModeStore && !strings.HasPrefix(c.dsn, "postgres") {
+		corrupt := c.shopperWithToken(r, auth.Login(t, authtest.AdminEmail).GetAccessToken())
+		corrupt.add(espresso, 1).must(t)
+		db := openSQLite(t, c.dsn)
+		if _, err := db.Exec(`UPDATE carts SET lines = '{not json' WHERE lines LIKE '%espresso%' AND version = 1`); err != nil {
+			t.Fatal(err)
+		}
+		err := corrupt.get().err
+		if st := status.Convert(err); st.Code() != codes.Internal || st.Message() != "internal error" || len(st.Details()) != 0 {
+			t.Errorf("store failure reached the client as %v %q %v, want Internal \"internal error\"", st.Code(), st.Message(), st.Details())
+		}
+	}
+
+	// Logout: the token is refused once the revocation arrives.
+	if _, err := auth.Client.Logout(authtest.WithToken(testContext(t), raw), &authv1.LogoutRequest{RefreshToken: login.GetRefreshToken()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "revocation", func() bool { return status.Code(sh.get().err) == codes.Unauthenticated })
+	wantCode(t, sh.add(espresso, 1).err, codes.Unauthenticated)
+}
+
+// withPassword returns dsn with a password, and the password: its own if
+// it has one, else a made-up one, which a server that trusts local
+// connections (as the test servers do) never asks for.
+func withPassword(t *testing.T, dsn string) (string, string) {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, set := u.User.Password(); set {
+		return dsn, p
+	}
+	key := make([]byte, 12)
+	_, _ = rand.Read(key)
+	password := "dsn-secret-" + hex.EncodeToString(key)
+	u.User = url.UserPassword(u.User.Username(), password)
+	return u.String(), password
+}
