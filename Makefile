@@ -83,7 +83,7 @@ test: $(RUN_TOOLS) ## Run every test with the race detector.
 
 .PHONY: chaos
 chaos: ## The long chaos run: minutes of kills, scaling, rotation and revocation per cart mode.
-	TOKENCART_CHAOS=long go test -count=1 -timeout 45m -run 'TestChaos' -v ./e2e/ | grep -v '^=== '
+	TOKENCART_CHAOS=long go test -count=1 -timeout 45m -run 'TestChaos' -v ./e2e/
 
 FUZZTIME ?= 1m
 

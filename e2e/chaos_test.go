@@ -282,7 +282,7 @@ func runChaos(t *testing.T, prof profile, cfg clusterConfig) {
 	defer st.mu.Unlock()
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "profile\t%s (%d shoppers, %d fault cycles)\n", prof.name, prof.shoppers, prof.cycles)
+	fmt.Fprintf(tw, "run\t%s, profile %s (%d shoppers, %d fault cycles)\n", t.Name(), prof.name, prof.shoppers, prof.cycles)
 	fmt.Fprintf(tw, "mutations before the first fault\t%d in %v (%.0f/s; floor %.0f/s)\n", before, warmup, rate, prof.floor)
 	fmt.Fprintf(tw, "calls\t%d\n", st.calls)
 	fmt.Fprintf(tw, "acknowledged mutations\t%d\n", st.acked)
