@@ -3,9 +3,7 @@ package serve
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"runtime/debug"
-	"strings"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
@@ -17,7 +15,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 )
 
@@ -25,9 +22,12 @@ import (
 // goes to the log.
 var errInternal = status.Error(codes.Internal, "internal error")
 
-// chain returns the server's interceptors, outermost first. The tracing span
-// is opened before them by the otelgrpc stats handler.
+// chain returns the server's interceptors, outermost first. With tracing
+// on, the span is opened before them by the otelgrpc stats handler; with it
+// off, the first interceptor only continues the caller's trace context.
 //
+//  0. trace context (tracing off): the caller's W3C trace context, so log
+//     lines and metric exemplars still carry its trace ID;
 //  1. metrics: counts and times every call, including rejected and panicking ones;
 //  2. logging: one line per finished call (health checks at debug), with the
 //     code and, for a panic, its value and stack — never payloads or metadata;
@@ -36,25 +36,27 @@ var errInternal = status.Error(codes.Internal, "internal error")
 //     interceptors are caught too, and still logged and counted above;
 //  4. auth, skipped for public methods (only with WithAuth);
 //  5. the extra interceptors from WithUnaryInterceptors/WithStreamInterceptors.
-func (s *Server) chain(o *options, metrics *grpcprom.ServerMetrics) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+func (s *Server) chain(o *options, metrics *grpcprom.ServerMetrics, tracing bool) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	exemplar := grpcprom.WithExemplarFromContext(traceExemplar)
-	logger := interceptorLogger(s.log)
-	logOpts := []logging.Option{
-		logging.WithLogOnEvents(logging.FinishCall),
-		logging.WithFieldsFromContext(traceFields),
-	}
+	logger := callLogger{log: s.log}
 	rec := recovery.WithRecoveryHandlerContext(s.recoverPanic)
 
-	unary := []grpc.UnaryServerInterceptor{
+	var unary []grpc.UnaryServerInterceptor
+	var stream []grpc.StreamServerInterceptor
+	if !tracing {
+		unary = append(unary, unaryTraceContext)
+		stream = append(stream, streamTraceContext)
+	}
+	unary = append(unary,
 		metrics.UnaryServerInterceptor(exemplar),
-		logging.UnaryServerInterceptor(logger, logOpts...),
+		logger.unary,
 		recovery.UnaryServerInterceptor(rec),
-	}
-	stream := []grpc.StreamServerInterceptor{
+	)
+	stream = append(stream,
 		metrics.StreamServerInterceptor(exemplar),
-		logging.StreamServerInterceptor(logger, logOpts...),
+		logger.stream,
 		recovery.StreamServerInterceptor(rec),
-	}
+	)
 	if o.authFn != nil {
 		needsAuth := selector.MatchFunc(s.needsAuth)
 		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(o.authFn), needsAuth))
@@ -80,31 +82,6 @@ func (s *Server) recoverPanic(ctx context.Context, p any) error {
 		s.log.ErrorContext(ctx, "recovered from panic", append(fields, "grpc.method", method)...)
 	}
 	return errInternal
-}
-
-// interceptorLogger adapts slog to the logging interceptor. Successful health
-// checks are logged at debug: probes call them every few seconds.
-func interceptorLogger(l *slog.Logger) logging.Logger {
-	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		level := slog.Level(lvl)
-		if level < slog.LevelWarn && isHealthCall(ctx) {
-			level = slog.LevelDebug
-		}
-		l.Log(ctx, level, msg, fields...)
-	})
-}
-
-func isHealthCall(ctx context.Context) bool {
-	method, _ := grpc.Method(ctx)
-	return strings.HasPrefix(method, "/"+healthpb.Health_ServiceDesc.ServiceName+"/")
-}
-
-// traceFields adds the trace ID to log lines of sampled calls.
-func traceFields(ctx context.Context) logging.Fields {
-	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
-		return logging.Fields{"trace_id", sc.TraceID().String()}
-	}
-	return nil
 }
 
 // traceExemplar links metric samples of sampled calls to their trace.

@@ -24,7 +24,9 @@
 // admin port is always plaintext HTTP (see [Config.TLSCertFile] for why).
 //
 // Tracing is on only when OTEL_EXPORTER_OTLP_ENDPOINT is set (see the
-// OpenTelemetry SDK environment variables); otherwise a no-op tracer is used.
+// OpenTelemetry SDK environment variables). Otherwise no span is recorded,
+// but a caller's W3C trace context is still continued, so log lines and
+// metric exemplars carry its trace ID.
 package serve
 
 import (
@@ -47,7 +49,6 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
-	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -154,14 +155,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	s.stopTracing = stopTracing
 
-	unary, stream := s.chain(o, s.metrics)
+	tracing := tracingEnabled()
+	unary, stream := s.chain(o, s.metrics, tracing)
 	serverOpts := []grpc.ServerOption{
-		grpc.StatsHandler(otelgrpc.NewServerHandler(
-			otelgrpc.WithTracerProvider(tp),
-			otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()), // metrics come from Prometheus
-			otelgrpc.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})),
-			otelgrpc.WithFilter(filters.Not(filters.HealthCheck())),
-		)),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
@@ -176,6 +172,14 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		}),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
+	}
+	if tracing {
+		serverOpts = append(serverOpts, grpc.StatsHandler(otelgrpc.NewServerHandler(
+			otelgrpc.WithTracerProvider(tp),
+			otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()), // metrics come from Prometheus
+			otelgrpc.WithPropagators(propagator),
+			otelgrpc.WithFilter(filters.Not(filters.HealthCheck())),
+		)))
 	}
 	tlsCfg, err := cfg.serverTLS()
 	if err != nil {
