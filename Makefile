@@ -18,12 +18,10 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOLANGCI_LINT_VERSION := v2.15.0
 GRPCURL_VERSION := v1.9.3
-GHZ_VERSION := v0.93.0
 
 BUF := $(TOOLS_DIR)/buf
 GOLANGCI_LINT := $(TOOLS_DIR)/golangci-lint
 GRPCURL := $(TOOLS_DIR)/grpcurl
-GHZ := $(TOOLS_DIR)/ghz
 
 TEST_TIMEOUT ?= 9m
 
@@ -39,13 +37,11 @@ $(eval $(call install_tool,protoc-gen-go,$(PROTOC_GEN_GO_VERSION),google.golang.
 $(eval $(call install_tool,protoc-gen-go-grpc,$(PROTOC_GEN_GO_GRPC_VERSION),google.golang.org/grpc/cmd/protoc-gen-go-grpc))
 $(eval $(call install_tool,golangci-lint,$(GOLANGCI_LINT_VERSION),github.com/golangci/golangci-lint/v2/cmd/golangci-lint))
 $(eval $(call install_tool,grpcurl,$(GRPCURL_VERSION),github.com/fullstorydev/grpcurl/cmd/grpcurl))
-$(eval $(call install_tool,ghz,$(GHZ_VERSION),github.com/bojand/ghz/cmd/ghz))
 
 GEN_TOOLS := $(TOOLS_DIR)/.buf-$(BUF_VERSION) $(TOOLS_DIR)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION) \
 	$(TOOLS_DIR)/.protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION)
 LINT_TOOLS := $(TOOLS_DIR)/.golangci-lint-$(GOLANGCI_LINT_VERSION)
 RUN_TOOLS := $(TOOLS_DIR)/.grpcurl-$(GRPCURL_VERSION)
-BENCH_TOOLS := $(TOOLS_DIR)/.ghz-$(GHZ_VERSION)
 
 .PHONY: help
 help: ## List the targets.
@@ -80,6 +76,12 @@ build: ## Build the binaries into bin/.
 .PHONY: test
 test: $(RUN_TOOLS) ## Run every test with the race detector.
 	PATH="$(TOOLS_DIR):$$PATH" go test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+BENCH_FLAGS ?=
+
+.PHONY: bench
+bench: ## Load benchmarks against real processes (about 4 minutes); bench/RESULTS.md records a run.
+	go run ./bench/cmd/tokencart-bench $(BENCH_FLAGS)
 
 .PHONY: chaos
 chaos: ## The long chaos run: minutes of kills, scaling, rotation and revocation per cart mode.

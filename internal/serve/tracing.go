@@ -79,11 +79,12 @@ func streamTraceContext(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo,
 	return handler(srv, ss)
 }
 
-// withTraceContext returns ctx with the trace context of the request's
-// traceparent, tracestate and baggage metadata, or ctx itself when the
-// request has none (without copying the metadata).
+// withTraceContext returns ctx with the trace context (and baggage) of a
+// request that carries a traceparent, or ctx itself, without copying the
+// metadata, for the many that do not. Baggage alone is left out: without
+// a trace it labels nothing in logs or metrics.
 func withTraceContext(ctx context.Context) context.Context {
-	if len(metadata.ValueFromIncomingContext(ctx, "traceparent")) == 0 && len(metadata.ValueFromIncomingContext(ctx, "baggage")) == 0 {
+	if len(metadata.ValueFromIncomingContext(ctx, "traceparent")) == 0 {
 		return ctx
 	}
 	md, _ := metadata.FromIncomingContext(ctx)

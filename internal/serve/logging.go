@@ -1,0 +1,115 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// callLogger is the logging interceptor: one "finished call" line per call,
+// at the level go-grpc-middleware's DefaultServerCodeToLevel gives its code
+// (health checks that succeed at debug: probes call them every few
+// seconds), never with payloads or metadata.
+//
+// It writes the fields go-grpc-middleware's logging interceptor writes,
+// under the same names, and keeps that package's per-call fields in the
+// context, so logging.AddFields (the recovery handler, authsvc's error
+// details) still adds to the call's line. It replaces that interceptor
+// because of what it costs: it built every field (two time.Format, the peer
+// address, several copies of the field list) on every call, logged or not,
+// about a fifth of the server CPU of a no-op call (bench/RESULTS.md). Here a
+// call whose line the logger would drop costs one context value, and a
+// logged one builds its fields once.
+type callLogger struct {
+	log *slog.Logger
+}
+
+func (l callLogger) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	ctx = logging.InjectFields(ctx, logging.Fields{})
+	resp, err := handler(ctx, req)
+	l.finished(ctx, info.FullMethod, "unary", start, err)
+	return resp, err
+}
+
+func (l callLogger) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	start := time.Now()
+	ctx := logging.InjectFields(ss.Context(), logging.Fields{})
+	err := handler(srv, contextStream{ServerStream: ss, ctx: ctx})
+	l.finished(ctx, info.FullMethod, streamType(info), start, err)
+	return err
+}
+
+func streamType(info *grpc.StreamServerInfo) string {
+	switch {
+	case info.IsClientStream && info.IsServerStream:
+		return "bidi_stream"
+	case info.IsClientStream:
+		return "client_stream"
+	default:
+		return "server_stream"
+	}
+}
+
+// finished logs the call's line, if the logger takes its level.
+func (l callLogger) finished(ctx context.Context, fullMethod, methodType string, start time.Time, err error) {
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	code := status.Code(err)
+	service, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	level := slog.Level(logging.DefaultServerCodeToLevel(code))
+	if level < slog.LevelWarn && service == healthpb.Health_ServiceDesc.ServiceName {
+		level = slog.LevelDebug
+	}
+	if !l.log.Enabled(ctx, level) {
+		return
+	}
+	extra := logging.ExtractFields(ctx)
+	fields := make([]any, 0, 22+len(extra))
+	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
+		fields = append(fields, "trace_id", sc.TraceID().String())
+	}
+	fields = append(fields,
+		"protocol", "grpc",
+		"grpc.component", "server",
+		"grpc.service", service,
+		"grpc.method", method,
+		"grpc.method_type", methodType,
+	)
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		fields = append(fields, "peer.address", p.Addr.String())
+	}
+	fields = append(fields, "grpc.start_time", start.Format(time.RFC3339))
+	if d, ok := ctx.Deadline(); ok {
+		fields = append(fields, "grpc.request.deadline", d.Format(time.RFC3339))
+	}
+	fields = append(fields, extra...)
+	fields = append(fields, "grpc.code", code.String())
+	if err != nil {
+		fields = append(fields, "grpc.error", err.Error())
+	}
+	// Milliseconds with microsecond precision, as a string, as before.
+	ms := float32(time.Since(start).Microseconds()) / 1000
+	fields = append(fields, "grpc.time_ms", strconv.FormatFloat(float64(ms), 'f', -1, 32))
+	l.log.Log(ctx, level, "finished call", fields...)
+}
+
+// contextStream is a server stream whose Context is ctx.
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s contextStream) Context() context.Context { return s.ctx }
