@@ -2,15 +2,13 @@ package catalogsvc
 
 import (
 	"flag"
-	"fmt"
 	"math"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/tokencart/tokencart/catalogsvc/cart"
+	"github.com/tokencart/tokencart/internal/fuzzseed"
 )
 
 var updateFuzzSeeds = flag.Bool("update-fuzz-seeds", false, "rewrite the seed files under testdata/fuzz")
@@ -24,56 +22,15 @@ var updateFuzzSeeds = flag.Bool("update-fuzz-seeds", false, "rewrite the seed fi
 func TestWriteFuzzSeeds(t *testing.T) {
 	files := map[string]string{}
 	for name, ops := range modelSeeds() {
-		files[filepath.Join("FuzzCartModel", "seed-"+name)] = corpusFile(ops)
+		files[filepath.Join("FuzzCartModel", "seed-"+name)] = fuzzseed.File(ops)
 	}
 	for name, v := range cartRequestSeeds() {
-		files[filepath.Join("FuzzValidateCartRequest", "seed-"+name)] = corpusFile(v...)
+		files[filepath.Join("FuzzValidateCartRequest", "seed-"+name)] = fuzzseed.File(v...)
 	}
 	for name, v := range catalogRequestSeeds() {
-		files[filepath.Join("FuzzValidateCatalogRequest", "seed-"+name)] = corpusFile(v...)
+		files[filepath.Join("FuzzValidateCatalogRequest", "seed-"+name)] = fuzzseed.File(v...)
 	}
-	dir := filepath.Join("testdata", "fuzz")
-	if !*updateFuzzSeeds {
-		for name, want := range files {
-			got, err := os.ReadFile(filepath.Join(dir, name))
-			if err != nil || string(got) != want {
-				t.Errorf("%s is missing or stale (%v); rerun with -update-fuzz-seeds", name, err)
-			}
-		}
-		return
-	}
-	for name, content := range files {
-		path := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// corpusFile encodes values in the `go test fuzz v1` format.
-func corpusFile(values ...any) string {
-	var b strings.Builder
-	b.WriteString("go test fuzz v1\n")
-	for _, v := range values {
-		switch v := v.(type) {
-		case string:
-			fmt.Fprintf(&b, "string(%s)\n", strconv.Quote(v))
-		case []byte:
-			fmt.Fprintf(&b, "[]byte(%s)\n", strconv.Quote(string(v)))
-		case int64:
-			fmt.Fprintf(&b, "int64(%d)\n", v)
-		case int32:
-			fmt.Fprintf(&b, "int32(%d)\n", v)
-		case bool:
-			fmt.Fprintf(&b, "bool(%t)\n", v)
-		default:
-			panic(fmt.Sprintf("corpusFile: unsupported %T", v))
-		}
-	}
-	return b.String()
+	fuzzseed.Sync(t, files, *updateFuzzSeeds)
 }
 
 // Operation encoders for FuzzCartModel's seeds (see decodeOps).

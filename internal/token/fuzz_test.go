@@ -8,17 +8,15 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/tokencart/tokencart/internal/fuzzseed"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -306,50 +304,15 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	signed, forged := verifySeeds(t, key, other)
 	files := map[string]string{}
 	for _, s := range append(signed, forged...) {
-		files[filepath.Join("FuzzVerify", "seed-"+s.name)] = corpusFile(s.raw)
+		files[filepath.Join("FuzzVerify", "seed-"+s.name)] = fuzzseed.File(s.raw)
 	}
 	for _, s := range claimsSeeds(key) {
-		files[filepath.Join("FuzzVerifyClaims", "seed-"+s.name)] = corpusFile(s.header, s.payload)
+		files[filepath.Join("FuzzVerifyClaims", "seed-"+s.name)] = fuzzseed.File(s.header, s.payload)
 	}
 	for _, s := range keySetSeeds(t) {
-		files[filepath.Join("FuzzParseKeySet", "seed-"+s.name)] = corpusFile(s.doc)
+		files[filepath.Join("FuzzParseKeySet", "seed-"+s.name)] = fuzzseed.File(s.doc)
 	}
-	dir := filepath.Join("testdata", "fuzz")
-	if !*updateFuzzSeeds {
-		for name, want := range files {
-			got, err := os.ReadFile(filepath.Join(dir, name))
-			if err != nil || string(got) != want {
-				t.Errorf("%s is missing or stale (%v); rerun with -update-fuzz-seeds", name, err)
-			}
-		}
-		return
-	}
-	for name, content := range files {
-		path := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// corpusFile encodes values in the `go test fuzz v1` format.
-func corpusFile(values ...any) string {
-	var b strings.Builder
-	b.WriteString("go test fuzz v1\n")
-	for _, v := range values {
-		switch v := v.(type) {
-		case string:
-			fmt.Fprintf(&b, "string(%s)\n", strconv.Quote(v))
-		case []byte:
-			fmt.Fprintf(&b, "[]byte(%s)\n", strconv.Quote(string(v)))
-		default:
-			panic(fmt.Sprintf("corpusFile: unsupported %T", v))
-		}
-	}
-	return b.String()
+	fuzzseed.Sync(t, files, *updateFuzzSeeds)
 }
 
 type keySetSeed struct {
