@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -94,12 +95,7 @@ func healthCallerOn(proc string) func(context.Context, *env, int) (call, error) 
 		if err != nil {
 			return nil, err
 		}
-		h := healthpb.NewHealthClient(conn)
-		req := &healthpb.HealthCheckRequest{}
-		return func(ctx context.Context) error {
-			_, err := h.Check(ctx, req)
-			return err
-		}, nil
+		return healthOn(conn), nil
 	}
 }
 
@@ -110,12 +106,17 @@ func healthCallerOwnConn(_ context.Context, e *env, i int) (call, error) {
 	if err != nil {
 		return nil, err
 	}
+	return healthOn(conn), nil
+}
+
+// healthOn is the floor's call: a health check over conn.
+func healthOn(conn grpc.ClientConnInterface) call {
 	h := healthpb.NewHealthClient(conn)
 	req := &healthpb.HealthCheckRequest{}
 	return func(ctx context.Context) error {
 		_, err := h.Check(ctx, req)
 		return err
-	}, nil
+	}
 }
 
 // getCartCallerOwnConn is getCartCaller(procCatalog) over a connection of
