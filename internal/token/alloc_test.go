@@ -2,6 +2,7 @@ package token_test
 
 import (
 	"encoding/json"
+	"math"
 	"runtime"
 	"strings"
 	"testing"
@@ -9,25 +10,34 @@ import (
 	"github.com/tokencart/tokencart/internal/token"
 )
 
-// bytesPerCall returns the bytes allocated by one call of f, averaged over
-// n calls. runtime.ReadMemStats is exact (it flushes every P's cache), so
-// the only noise is other goroutines' allocations, which this package's
-// tests (none parallel) keep negligible.
+// bytesPerCall returns the bytes allocated by one call of f: the average
+// over n calls, taking the lowest of three rounds. runtime.ReadMemStats is
+// exact (it flushes every P's cache), so the only noise is allocations by
+// other goroutines (the runtime's and the testing package's). Running with
+// GOMAXPROCS=1, as testing.AllocsPerRun does, and keeping the quietest
+// round stop a stray allocation of a few hundred bytes from being charged
+// to f; what f allocates itself shows in every round.
 func bytesPerCall(n int, f func()) uint64 {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	f() // warm up lazily built state
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	for range n {
-		f()
+	best := uint64(math.MaxUint64)
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for range n {
+			f()
+		}
+		runtime.ReadMemStats(&after)
+		best = min(best, (after.TotalAlloc-before.TotalAlloc)/uint64(n))
 	}
-	runtime.ReadMemStats(&after)
-	return (after.TotalAlloc - before.TotalAlloc) / uint64(n)
+	return best
 }
 
 // TestVerifyAllocationsBounded shows that what a caller can make Verify
-// allocate is bounded: inputs over MaxSize cost a constant hundred bytes
-// whatever their length (the size check comes before any parsing), and
+// allocate is bounded: inputs over MaxSize cost a constant couple of
+// hundred bytes whatever their length (the size check comes before any
+// parsing), and
 // worst-case shapes within MaxSize, including ones signed with our key that
 // reach the claims parser, cost at most a small multiple of MaxSize
 // (measured with go1.27.3 and go-jose v4.1.9: about 14x for unsigned input,
@@ -59,8 +69,11 @@ func TestVerifyAllocationsBounded(t *testing.T) {
 	// claims extends the valid payload with more members.
 	claims := strings.TrimSuffix(string(mustJSON(t, good)), "}") + ","
 	const (
-		// Constant, whatever the input's length.
-		overSizeBound = 256
+		// Constant, whatever the input's length: the error (about 100
+		// bytes with go1.27.3, up to 180 under -race). The bound leaves
+		// room for runtime noise and stays five orders of magnitude
+		// below the 64 MiB input, so any copy or scan of it fails.
+		overSizeBound = 1024
 		// What anyone can make Verify allocate: the header is parsed
 		// before the signature is checked, the payload after.
 		unsignedBound = 32 * token.MaxSize
@@ -93,7 +106,7 @@ func TestVerifyAllocationsBounded(t *testing.T) {
 			if len(tt.raw) < token.MaxSize-64 {
 				t.Fatalf("filler built a %d-byte token, want close to %d", len(tt.raw), token.MaxSize)
 			}
-			got := bytesPerCall(20, func() { _, _ = v.Verify(tt.raw) })
+			got := bytesPerCall(100, func() { _, _ = v.Verify(tt.raw) })
 			t.Logf("%d-byte input: %d bytes allocated per Verify", len(tt.raw), got)
 			if got > tt.maxBytes {
 				t.Errorf("Verify of a %d-byte input allocates %d bytes, want at most %d", len(tt.raw), got, tt.maxBytes)
