@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/tokencart/tokencart/internal/sqldb"
 )
 
 // What clients are told, declared once. Anything else a handler fails with
@@ -30,6 +32,7 @@ var (
 	errShuttingDown       = status.Error(codes.Unavailable, "server shutting down; reconnect")
 	errUnavailableSigning = status.Error(codes.Unavailable, "no signing key available; retry shortly")
 	errHashBusy           = retryable(codes.ResourceExhausted, "too many password checks in progress; retry shortly", time.Second)
+	errStoreUnavailable   = status.Error(codes.Unavailable, "database unavailable; retry shortly")
 	errInternal           = status.Error(codes.Internal, "internal error")
 )
 
@@ -70,6 +73,9 @@ func (s *Service) rpcError(ctx context.Context, err error) error {
 	case errors.Is(err, errNoSigningKey):
 		s.logInternal(ctx, err)
 		return errUnavailableSigning
+	case sqldb.Transient(err):
+		s.logInternal(ctx, err)
+		return errStoreUnavailable
 	}
 	s.logInternal(ctx, err)
 	return errInternal

@@ -12,6 +12,7 @@ import (
 	"github.com/tokencart/tokencart/catalogsvc/cart"
 	"github.com/tokencart/tokencart/catalogsvc/store"
 	"github.com/tokencart/tokencart/internal/cartstate"
+	"github.com/tokencart/tokencart/internal/sqldb"
 )
 
 // invalidError is a request that fails validation: InvalidArgument, with a
@@ -32,6 +33,11 @@ var errBadCartState = errors.New("cart_state does not hold a valid cart")
 
 // errInternal is all a client learns of an unexpected failure.
 var errInternal = status.Error(codes.Internal, "internal error")
+
+// errStoreUnavailable is a store that cannot work now (sqldb.Transient):
+// clients retry Unavailable, and mutations carry a request_id, so a retry
+// after a commit whose reply was lost is applied once.
+var errStoreUnavailable = status.Error(codes.Unavailable, "database unavailable; retry shortly")
 
 // toStatus is the one translation of catalogsvc's errors to gRPC status
 // errors. Expected outcomes get their canonical code and a fixed message;
@@ -71,6 +77,10 @@ func (s *Service) toStatus(ctx context.Context, err error) error {
 		return err // already a status, e.g. from grpcauth.RequireRole
 	}
 	method, _ := grpc.Method(ctx)
+	if sqldb.Transient(err) {
+		s.log.WarnContext(ctx, "store unavailable", "grpc.method", method, "error", err)
+		return errStoreUnavailable
+	}
 	s.log.ErrorContext(ctx, "request failed", "grpc.method", method, "error", err)
 	return errInternal
 }
