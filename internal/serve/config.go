@@ -27,6 +27,15 @@ const (
 	flagDrainDelay = 5 * time.Second
 )
 
+// MaxHeaderListSize bounds a request's metadata (HPACK size: names and
+// values plus 32 bytes per field), advertised to clients and enforced by
+// the transport before any interceptor runs: it fits an access token of
+// the largest size the services accept (8 KiB) next to the usual headers,
+// and keeps a caller from making the server decode megabytes of headers
+// (gRPC-Go's own default is 16 MiB, and is moving to 8 KiB, which a token
+// of that size would not fit beside the others).
+const MaxHeaderListSize = 16 << 10
+
 // Config is the runtime configuration of a [Server]. Zero durations and sizes
 // mean "use the default"; negative values are invalid.
 type Config struct {
