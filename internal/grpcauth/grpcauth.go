@@ -72,8 +72,8 @@ func ClaimsFrom(ctx context.Context) (token.Claims, bool) {
 // metadata value "Bearer <token>". The scheme is matched without regard to
 // case (RFC 7235); a missing, repeated or malformed value is Unauthenticated.
 func BearerToken(ctx context.Context) (string, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
+	// Only this key: FromIncomingContext would copy every entry.
+	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
 	switch {
 	case len(vals) == 0:
 		return "", errMissingToken
