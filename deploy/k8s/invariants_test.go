@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -36,7 +37,17 @@ const (
 
 // runtimeEnv are environment variables read by the Go runtime or the
 // OpenTelemetry SDK rather than by a binary's flags; OTEL_* is also allowed.
-var runtimeEnv = []string{"GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"}
+var runtimeEnv = []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"}
+
+// Bounds of the Go runtime's GC settings in a service container (see
+// goRuntime).
+const (
+	// memLimitMinPct and memLimitMaxPct bound GOMEMLIMIT as a share of the
+	// container's memory limit; about 80% is the aim.
+	memLimitMinPct, memLimitMaxPct = 50, 90
+	// gogcMin and gogcMax bound GOGC when it is set.
+	gogcMin, gogcMax = 100, 1000
+)
 
 // binary is what a service binary serves and accepts, as the manifests must
 // agree with it.
@@ -161,6 +172,7 @@ func (c *checker) binary(m *manifests, b binary, secrets secretLookup) *flag.Fla
 	}
 
 	fs := c.env(b, ctr, secrets)
+	c.goRuntime(b, ctr)
 	grpcPort, err1 := portOf(fs, "grpc-addr")
 	adminPort, err2 := portOf(fs, "admin-addr")
 	if err := errors.Join(err1, err2); err != nil {
@@ -306,6 +318,100 @@ func (c *checker) env(b binary, ctr *corev1.Container, secrets secretLookup) *fl
 		c.errorf("%s: env: the binary would refuse this configuration: %w", b.name, err)
 	}
 	return fs
+}
+
+// goRuntime: the Go runtime's GC settings in the container's environment.
+//
+// GOMEMLIMIT is required: it makes the GC collect harder as the heap nears
+// it, so a replica slows down instead of being OOM-killed. It is a soft limit
+// on the memory the runtime manages, while the container's limit also
+// charges what the runtime does not count (the binary's text, kernel
+// buffers), so it must sit well under that limit: 50% to 90% of it, about
+// 80%. It is in Go's syntax (bytes, or a B/KiB/MiB/GiB/TiB suffix), which is
+// not Kubernetes' (Mi): a malformed value stops the runtime at start.
+//
+// GOGC is optional (the default is 100). Raising it trades memory for fewer
+// collections (bench/RESULTS.md measured 400); below 100 only costs CPU, far
+// above 1000 lets the heap reach GOMEMLIMIT on a small live heap, "off"
+// leaves GOMEMLIMIT alone to bound the heap, and a value that is not an
+// integer is silently taken as 100.
+func (c *checker) goRuntime(b binary, ctr *corev1.Container) {
+	env := make(map[string]corev1.EnvVar)
+	for _, e := range ctr.Env {
+		if _, dup := env[e.Name]; !dup { // duplicates are reported by env
+			env[e.Name] = e
+		}
+	}
+	limit := ctr.Resources.Limits.Memory()
+	switch e, ok := env["GOMEMLIMIT"]; {
+	case !ok:
+		c.errorf("%s: env: GOMEMLIMIT is not set: without it the GC does not tighten as the heap nears the memory limit, and the OOM killer acts first; want about 80%% of the limit", b.name)
+	case e.ValueFrom != nil:
+		c.errorf("%s: env: GOMEMLIMIT must be a literal value: the downward API gives only the whole memory limit, and GOMEMLIMIT must sit below it (%d%% to %d%%)", b.name, memLimitMinPct, memLimitMaxPct)
+	case e.Value == "" || e.Value == "off":
+		c.errorf("%s: env: GOMEMLIMIT=%q sets no limit; want about 80%% of the memory limit", b.name, e.Value)
+	default:
+		n, err := parseGoByteCount(e.Value)
+		switch {
+		case err != nil:
+			c.errorf("%s: env: GOMEMLIMIT=%q is not a Go byte count (bytes, or a B/KiB/MiB/GiB/TiB suffix; Kubernetes' Mi or M is not Go's): %w; the Go runtime would refuse to start", b.name, e.Value, err)
+		case limit.IsZero():
+			c.errorf("%s: env: GOMEMLIMIT=%s, but the container has no memory limit for it to stay under", b.name, e.Value)
+		default:
+			pct := float64(n) / float64(limit.Value()) * 100
+			if pct < memLimitMinPct || pct > memLimitMaxPct {
+				c.errorf("%s: env: GOMEMLIMIT=%s is %.1f%% of the container's memory limit %s, want %d%% to %d%% (about 80%%): GOMEMLIMIT must move with the limit",
+					b.name, e.Value, pct, limit, memLimitMinPct, memLimitMaxPct)
+			}
+		}
+	}
+	if e, ok := env["GOGC"]; ok {
+		n, err := parseGoInt(e.Value)
+		switch {
+		case e.ValueFrom != nil:
+			c.errorf("%s: env: GOGC must be a literal value, an integer from %d to %d", b.name, gogcMin, gogcMax)
+		case e.Value == "off" || err == nil && n < 0:
+			c.errorf("%s: env: GOGC=%s turns the proportional collector off: the heap grows to GOMEMLIMIT before any collection, and without bound if GOMEMLIMIT is dropped; want an integer from %d to %d",
+				b.name, e.Value, gogcMin, gogcMax)
+		case err != nil:
+			c.errorf("%s: env: GOGC=%q is not an integer: the Go runtime would silently use 100; want an integer from %d to %d", b.name, e.Value, gogcMin, gogcMax)
+		case n < gogcMin || n > gogcMax:
+			c.errorf("%s: env: GOGC=%d is outside %d to %d: below %d collects more often than the default, above %d the heap grows to over %dx the live heap between collections",
+				b.name, n, gogcMin, gogcMax, gogcMin, gogcMax, gogcMax/100+1)
+		}
+	}
+}
+
+// parseGoByteCount parses s as the Go runtime parses GOMEMLIMIT (its
+// parseByteCount): a non-negative decimal integer (strconv.ParseInt, base
+// 10) of bytes, optionally followed by B, KiB, MiB, GiB or TiB. "off", which
+// means no limit, is not a byte count.
+func parseGoByteCount(s string) (int64, error) {
+	num, shift := s, 0
+	for _, u := range []struct {
+		suffix string
+		shift  int
+	}{{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}, {"B", 0}} {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			num, shift = rest, u.shift
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	switch {
+	case err != nil || n < 0:
+		return 0, errors.New("want a non-negative integer then an optional B, KiB, MiB, GiB or TiB")
+	case n > math.MaxInt64>>shift:
+		return 0, errors.New("overflows an int64 byte count")
+	}
+	return n << shift, nil
+}
+
+// parseGoInt parses s as the Go runtime parses a GOGC other than "off": a
+// base-10 int32 (strconv.ParseInt). A negative value turns the collector off.
+func parseGoInt(s string) (int, error) {
+	n, err := strconv.ParseInt(s, 10, 32)
+	return int(n), err
 }
 
 // probes: readiness is gRPC health of a served service (it follows the

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -187,6 +188,106 @@ func TestCheckCatchesBrokenManifests(t *testing.T) {
 			name:   "unknown cart mode",
 			mutate: func(m *manifests) { setEnv(m, "catalogsvc", "CATALOGSVC_CART_MODE", "cookie") },
 			want:   "catalogsvc: env: the binary would refuse this configuration",
+		},
+		// Go runtime: GOMEMLIMIT ~80% of the memory limit, GOGC sane.
+		{
+			name:   "GOMEMLIMIT removed",
+			mutate: func(m *manifests) { removeEnv(m, "authsvc", "GOMEMLIMIT") },
+			want:   "authsvc: env: GOMEMLIMIT is not set",
+		},
+		{
+			name:   "GOMEMLIMIT above the memory limit",
+			mutate: func(m *manifests) { setEnv(m, "catalogsvc", "GOMEMLIMIT", "300MiB") },
+			want:   "catalogsvc: env: GOMEMLIMIT=300MiB is 117.2% of the container's memory limit 256Mi, want 50% to 90%",
+		},
+		{
+			name:   "GOMEMLIMIT equal to the memory limit",
+			mutate: func(m *manifests) { setEnv(m, "authsvc", "GOMEMLIMIT", "256MiB") },
+			want:   "authsvc: env: GOMEMLIMIT=256MiB is 100.0% of the container's memory limit 256Mi",
+		},
+		{
+			name:   "GOMEMLIMIT far below the memory limit",
+			mutate: func(m *manifests) { setEnv(m, "catalogsvc", "GOMEMLIMIT", "64MiB") },
+			want:   "catalogsvc: env: GOMEMLIMIT=64MiB is 25.0% of the container's memory limit 256Mi",
+		},
+		{
+			name:   "GOMEMLIMIT in Kubernetes' quantity syntax",
+			mutate: func(m *manifests) { setEnv(m, "authsvc", "GOMEMLIMIT", "200Mi") },
+			want:   `authsvc: env: GOMEMLIMIT="200Mi" is not a Go byte count`,
+		},
+		{
+			name:   "GOMEMLIMIT with a decimal unit",
+			mutate: func(m *manifests) { setEnv(m, "catalogsvc", "GOMEMLIMIT", "200MB") },
+			want:   `catalogsvc: env: GOMEMLIMIT="200MB" is not a Go byte count`,
+		},
+		{
+			name:   "GOMEMLIMIT not a number",
+			mutate: func(m *manifests) { setEnv(m, "catalogsvc", "GOMEMLIMIT", "0.8GiB") },
+			want:   `catalogsvc: env: GOMEMLIMIT="0.8GiB" is not a Go byte count`,
+		},
+		{
+			name:   "GOMEMLIMIT off",
+			mutate: func(m *manifests) { setEnv(m, "authsvc", "GOMEMLIMIT", "off") },
+			want:   `authsvc: env: GOMEMLIMIT="off" sets no limit`,
+		},
+		{
+			name: "GOMEMLIMIT from the downward API (the whole limit)",
+			mutate: func(m *manifests) {
+				*envVar(m, "catalogsvc", "GOMEMLIMIT") = corev1.EnvVar{Name: "GOMEMLIMIT", ValueFrom: &corev1.EnvVarSource{
+					ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.memory"},
+				}}
+			},
+			want: "catalogsvc: env: GOMEMLIMIT must be a literal value",
+		},
+		{
+			name:   "memory limit lowered without GOMEMLIMIT",
+			mutate: func(m *manifests) { setMemoryLimit(m, "catalogsvc", "128Mi") },
+			want:   "catalogsvc: env: GOMEMLIMIT=200MiB is 156.2% of the container's memory limit 128Mi",
+		},
+		{
+			name:   "memory limit raised without GOMEMLIMIT",
+			mutate: func(m *manifests) { setMemoryLimit(m, "authsvc", "512Mi") },
+			want:   "authsvc: env: GOMEMLIMIT=200MiB is 39.1% of the container's memory limit 512Mi",
+		},
+		{
+			name:   "memory limit raised slightly past GOMEMLIMIT's range",
+			mutate: func(m *manifests) { setMemoryLimit(m, "catalogsvc", "210Mi") },
+			want:   "catalogsvc: env: GOMEMLIMIT=200MiB is 95.2% of the container's memory limit 210Mi",
+		},
+		{
+			name:   "memory limit removed",
+			mutate: func(m *manifests) { delete(ctr(m, "authsvc").Resources.Limits, corev1.ResourceMemory) },
+			want:   "authsvc: env: GOMEMLIMIT=200MiB, but the container has no memory limit",
+		},
+		{
+			name:   "GOGC off",
+			mutate: func(m *manifests) { setEnv(m, "catalogsvc", "GOGC", "off") },
+			want:   "catalogsvc: env: GOGC=off turns the proportional collector off",
+		},
+		{
+			name:   "GOGC negative (also off)",
+			mutate: func(m *manifests) { setEnv(m, "authsvc", "GOGC", "-1") },
+			want:   "authsvc: env: GOGC=-1 turns the proportional collector off",
+		},
+		{
+			name:   "GOGC not an integer",
+			mutate: func(m *manifests) { setEnv(m, "authsvc", "GOGC", "abc") },
+			want:   `authsvc: env: GOGC="abc" is not an integer: the Go runtime would silently use 100`,
+		},
+		{
+			name:   "GOGC below the default",
+			mutate: func(m *manifests) { setEnv(m, "catalogsvc", "GOGC", "50") },
+			want:   "catalogsvc: env: GOGC=50 is outside 100 to 1000",
+		},
+		{
+			name:   "GOGC far above the measured 400",
+			mutate: func(m *manifests) { setEnv(m, "authsvc", "GOGC", "5000") },
+			want:   "authsvc: env: GOGC=5000 is outside 100 to 1000",
+		},
+		{
+			name:   "GOGC misspelt",
+			mutate: func(m *manifests) { renameEnv(m, "catalogsvc", "GOGC", "GO_GC") },
+			want:   "catalogsvc: env: GO_GC is not a configuration variable",
 		},
 		// Secrets.
 		{
@@ -469,6 +570,53 @@ func TestCheckCatchesBrokenManifests(t *testing.T) {
 	}
 }
 
+// The GC checks must not refuse consistent changes: a memory limit moved
+// together with GOMEMLIMIT, GOGC left at the default, other valid values.
+func TestCheckAcceptsConsistentGoRuntimeChanges(t *testing.T) {
+	t.Parallel()
+	examples, err := loadExampleSecrets(devDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bins := binaries(t)
+	rendered := map[string]*manifests{devDir: renderT(t, devDir), prodDir: renderT(t, prodDir)}
+	tests := []struct {
+		name   string
+		mutate func(m *manifests)
+	}{
+		{"memory limit and GOMEMLIMIT raised together", func(m *manifests) {
+			setMemoryLimit(m, "catalogsvc", "512Mi")
+			setEnv(m, "catalogsvc", "GOMEMLIMIT", "400MiB")
+		}},
+		{"memory limit and GOMEMLIMIT lowered together", func(m *manifests) {
+			setMemoryLimit(m, "authsvc", "128Mi")
+			setEnv(m, "authsvc", "GOMEMLIMIT", "100MiB")
+		}},
+		{"memory limit in GiB, GOMEMLIMIT in MiB", func(m *manifests) {
+			setMemoryLimit(m, "catalogsvc", "1Gi")
+			setEnv(m, "catalogsvc", "GOMEMLIMIT", "800MiB")
+		}},
+		{"GOMEMLIMIT in plain bytes", func(m *manifests) { setEnv(m, "authsvc", "GOMEMLIMIT", "214748364") }},
+		{"GOMEMLIMIT at the 90% bound", func(m *manifests) { setEnv(m, "authsvc", "GOMEMLIMIT", "241591910") }},
+		{"GOMEMLIMIT at the 50% bound", func(m *manifests) { setEnv(m, "catalogsvc", "GOMEMLIMIT", "128MiB") }},
+		{"GOGC removed (the default 100)", func(m *manifests) { removeEnv(m, "catalogsvc", "GOGC") }},
+		{"GOGC 100", func(m *manifests) { setEnv(m, "authsvc", "GOGC", "100") }},
+		{"GOGC 1000", func(m *manifests) { setEnv(m, "catalogsvc", "GOGC", "1000") }},
+	}
+	for _, tt := range tests {
+		for _, dir := range []string{devDir, prodDir} {
+			t.Run(dir+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				m := rendered[dir].clone()
+				tt.mutate(m)
+				for _, err := range check(m, bins, examples) {
+					t.Error(err)
+				}
+			})
+		}
+	}
+}
+
 // The clone the mutations change must not share memory with the original.
 func TestCloneIsDeep(t *testing.T) {
 	t.Parallel()
@@ -531,6 +679,10 @@ func addEnv(m *manifests, name string, e corev1.EnvVar) {
 func removeEnv(m *manifests, name, env string) {
 	c := ctr(m, name)
 	c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == env })
+}
+
+func setMemoryLimit(m *manifests, name, limit string) {
+	ctr(m, name).Resources.Limits[corev1.ResourceMemory] = resource.MustParse(limit)
 }
 
 func secret(m *manifests, prefix string) *corev1.Secret {
