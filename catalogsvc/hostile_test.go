@@ -528,9 +528,9 @@ func TestHostileCart(t *testing.T) {
 				{"stale expected_version", add(espresso, 1, expecting(0)), codes.Aborted},
 				{"future expected_version", func() error { return v.clear(expecting(2)).err }, codes.Aborted},
 			}
-			// Strings that are not UTF-8 cannot be decoded: grpc-go fails
-			// proto3 string fields with invalid UTF-8 while unmarshalling,
-			// before any interceptor or handler, with Internal.
+			// Strings that are not UTF-8 pass decoding (the protos set
+			// utf8_validation = NONE) and are refused by internal/serve's
+			// check with InvalidArgument, before any handler.
 			for _, f := range []struct {
 				name  string
 				field protowire.Number
@@ -550,7 +550,7 @@ func TestHostileCart(t *testing.T) {
 				}{"invalid UTF-8 " + f.name, func() error {
 					var out []byte
 					return r.conn.Invoke(v.ctx, catalogv1.CartService_AddItem_FullMethodName, raw, &out, grpc.ForceCodec(rawCodec{}))
-				}, codes.Internal})
+				}, codes.InvalidArgument})
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) { tg.expect(t, tt.want, tt.attack) })

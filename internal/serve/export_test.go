@@ -7,3 +7,6 @@ import "time"
 func WithReadinessPollInterval(d time.Duration) Option {
 	return func(o *options) { o.pollInterval = d }
 }
+
+// CheckUTF8 is the UTF-8 interceptors' check of one request.
+var CheckUTF8 = checkUTF8

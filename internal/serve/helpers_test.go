@@ -111,6 +111,13 @@ type testServer struct {
 // failing the test if Run returns an error.
 func start(t *testing.T, cfg serve.Config, opts ...serve.Option) *testServer {
 	t.Helper()
+	return startWith(t, cfg, nil, opts...)
+}
+
+// startWith is start, with register, if not nil, adding services of the
+// test's own beside the test service.
+func startWith(t *testing.T, cfg serve.Config, register func(*grpc.Server), opts ...serve.Option) *testServer {
+	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "testsvc"
 	}
@@ -123,6 +130,9 @@ func start(t *testing.T, cfg serve.Config, opts ...serve.Option) *testServer {
 	}
 	svc := &testService{entered: make(chan struct{}), release: make(chan struct{})}
 	testgrpc.RegisterTestServiceServer(srv.GRPC(), svc)
+	if register != nil {
+		register(srv.GRPC())
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{Server: srv, svc: svc, logs: logs, cancel: cancel, done: make(chan struct{})}

@@ -27,13 +27,13 @@ const (
 type User struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Opaque, stable account id; the `sub` claim of its tokens.
-	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// Normalised email address.
-	Email string `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	Email string `protobuf:"bytes,2,opt,name=email" json:"email,omitempty"`
 	// Roles, such as "customer" and "admin".
-	Roles []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	Roles []string `protobuf:"bytes,3,rep,name=roles" json:"roles,omitempty"`
 	// When the account was created.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -100,9 +100,9 @@ func (x *User) GetCreateTime() *timestamppb.Timestamp {
 type RegisterRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Email address; normalised before use.
-	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	Email string `protobuf:"bytes,1,opt,name=email" json:"email,omitempty"`
 	// Password, 8 to 256 characters.
-	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	Password      string `protobuf:"bytes,2,opt,name=password" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -155,7 +155,7 @@ func (x *RegisterRequest) GetPassword() string {
 type RegisterResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The account created.
-	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	User          *User `protobuf:"bytes,1,opt,name=user" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -201,9 +201,9 @@ func (x *RegisterResponse) GetUser() *User {
 type LoginRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Email address.
-	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	Email string `protobuf:"bytes,1,opt,name=email" json:"email,omitempty"`
 	// Password.
-	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	Password      string `protobuf:"bytes,2,opt,name=password" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -256,17 +256,17 @@ func (x *LoginRequest) GetPassword() string {
 type LoginResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Signed JWT to send as `authorization: Bearer <access_token>`.
-	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken" json:"access_token,omitempty"`
 	// When the access token stops being accepted.
-	AccessTokenExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=access_token_expire_time,json=accessTokenExpireTime,proto3" json:"access_token_expire_time,omitempty"`
+	AccessTokenExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=access_token_expire_time,json=accessTokenExpireTime" json:"access_token_expire_time,omitempty"`
 	// Opaque refresh token, usable once with RefreshToken.
-	RefreshToken string `protobuf:"bytes,3,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	RefreshToken string `protobuf:"bytes,3,opt,name=refresh_token,json=refreshToken" json:"refresh_token,omitempty"`
 	// When the refresh token stops being accepted.
-	RefreshTokenExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=refresh_token_expire_time,json=refreshTokenExpireTime,proto3" json:"refresh_token_expire_time,omitempty"`
+	RefreshTokenExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=refresh_token_expire_time,json=refreshTokenExpireTime" json:"refresh_token_expire_time,omitempty"`
 	// Always "Bearer".
-	TokenType string `protobuf:"bytes,5,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
+	TokenType string `protobuf:"bytes,5,opt,name=token_type,json=tokenType" json:"token_type,omitempty"`
 	// The account logged in.
-	User          *User `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
+	User          *User `protobuf:"bytes,6,opt,name=user" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -347,7 +347,7 @@ func (x *LoginResponse) GetUser() *User {
 type RefreshTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The refresh token from Login or an earlier RefreshToken.
-	RefreshToken  string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	RefreshToken  string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken" json:"refresh_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -393,15 +393,15 @@ func (x *RefreshTokenRequest) GetRefreshToken() string {
 type RefreshTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// New signed access token.
-	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken" json:"access_token,omitempty"`
 	// When the new access token stops being accepted.
-	AccessTokenExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=access_token_expire_time,json=accessTokenExpireTime,proto3" json:"access_token_expire_time,omitempty"`
+	AccessTokenExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=access_token_expire_time,json=accessTokenExpireTime" json:"access_token_expire_time,omitempty"`
 	// New refresh token; the one presented is spent.
-	RefreshToken string `protobuf:"bytes,3,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	RefreshToken string `protobuf:"bytes,3,opt,name=refresh_token,json=refreshToken" json:"refresh_token,omitempty"`
 	// When the new refresh token stops being accepted.
-	RefreshTokenExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=refresh_token_expire_time,json=refreshTokenExpireTime,proto3" json:"refresh_token_expire_time,omitempty"`
+	RefreshTokenExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=refresh_token_expire_time,json=refreshTokenExpireTime" json:"refresh_token_expire_time,omitempty"`
 	// Always "Bearer".
-	TokenType     string `protobuf:"bytes,5,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
+	TokenType     string `protobuf:"bytes,5,opt,name=token_type,json=tokenType" json:"token_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -475,7 +475,7 @@ func (x *RefreshTokenResponse) GetTokenType() string {
 type LogoutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Optional: the refresh token to revoke with its family.
-	RefreshToken  string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	RefreshToken  string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken" json:"refresh_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -558,7 +558,7 @@ func (*LogoutResponse) Descriptor() ([]byte, []int) {
 type RevokeTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// An access token (JWT) or a refresh token.
-	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Token         string `protobuf:"bytes,1,opt,name=token" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -641,7 +641,7 @@ func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
 type IntrospectTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The access token to check.
-	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Token         string `protobuf:"bytes,1,opt,name=token" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -688,25 +688,25 @@ func (x *IntrospectTokenRequest) GetToken() string {
 type IntrospectTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Whether the token is valid, unexpired and not revoked.
-	Active bool `protobuf:"varint,1,opt,name=active,proto3" json:"active,omitempty"`
+	Active bool `protobuf:"varint,1,opt,name=active" json:"active,omitempty"`
 	// The `sub` claim: the account id.
-	Subject string `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
+	Subject string `protobuf:"bytes,2,opt,name=subject" json:"subject,omitempty"`
 	// The `roles` claim.
-	Roles []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	Roles []string `protobuf:"bytes,3,rep,name=roles" json:"roles,omitempty"`
 	// The `exp` claim.
-	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime" json:"expire_time,omitempty"`
 	// The `iat` claim.
-	IssueTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=issue_time,json=issueTime,proto3" json:"issue_time,omitempty"`
+	IssueTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=issue_time,json=issueTime" json:"issue_time,omitempty"`
 	// The `nbf` claim.
-	NotBeforeTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=not_before_time,json=notBeforeTime,proto3" json:"not_before_time,omitempty"`
+	NotBeforeTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=not_before_time,json=notBeforeTime" json:"not_before_time,omitempty"`
 	// The `jti` claim.
-	TokenId string `protobuf:"bytes,7,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	TokenId string `protobuf:"bytes,7,opt,name=token_id,json=tokenId" json:"token_id,omitempty"`
 	// The `iss` claim.
-	Issuer string `protobuf:"bytes,8,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	Issuer string `protobuf:"bytes,8,opt,name=issuer" json:"issuer,omitempty"`
 	// The `aud` claim.
-	Audience []string `protobuf:"bytes,9,rep,name=audience,proto3" json:"audience,omitempty"`
+	Audience []string `protobuf:"bytes,9,rep,name=audience" json:"audience,omitempty"`
 	// Always "Bearer" for an active access token.
-	TokenType     string `protobuf:"bytes,10,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
+	TokenType     string `protobuf:"bytes,10,opt,name=token_type,json=tokenType" json:"token_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -852,9 +852,9 @@ func (*GetKeySetRequest) Descriptor() ([]byte, []int) {
 type GetKeySetResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The JWKS document (JSON), every key with `kid`, `kty`, `crv`, `alg`, `use`.
-	JwksJson string `protobuf:"bytes,1,opt,name=jwks_json,json=jwksJson,proto3" json:"jwks_json,omitempty"`
+	JwksJson string `protobuf:"bytes,1,opt,name=jwks_json,json=jwksJson" json:"jwks_json,omitempty"`
 	// How long a consumer may cache the document before fetching it again.
-	MaxAge        *durationpb.Duration `protobuf:"bytes,2,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
+	MaxAge        *durationpb.Duration `protobuf:"bytes,2,opt,name=max_age,json=maxAge" json:"max_age,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -908,7 +908,7 @@ type WatchRevocationsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The cursor of the last message processed; empty to start with every
 	// unexpired revocation. An unknown or malformed cursor is INVALID_ARGUMENT.
-	Cursor        string `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Cursor        string `protobuf:"bytes,1,opt,name=cursor" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -954,13 +954,13 @@ func (x *WatchRevocationsRequest) GetCursor() string {
 type Revocation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The `jti` of the revoked token.
-	TokenId string `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	TokenId string `protobuf:"bytes,1,opt,name=token_id,json=tokenId" json:"token_id,omitempty"`
 	// The `sub` of the revoked token.
-	Subject string `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
+	Subject string `protobuf:"bytes,2,opt,name=subject" json:"subject,omitempty"`
 	// The revoked token's `exp`; after it the revocation no longer matters.
-	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime" json:"expire_time,omitempty"`
 	// When the revocation was recorded.
-	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=revoke_time,json=revokeTime" json:"revoke_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1027,11 +1027,11 @@ func (x *Revocation) GetRevokeTime() *timestamppb.Timestamp {
 type WatchRevocationsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Revocations in the order they were recorded; empty in a heartbeat.
-	Revocations []*Revocation `protobuf:"bytes,1,rep,name=revocations,proto3" json:"revocations,omitempty"`
+	Revocations []*Revocation `protobuf:"bytes,1,rep,name=revocations" json:"revocations,omitempty"`
 	// Cursor to resume from after this message.
-	Cursor string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Cursor string `protobuf:"bytes,2,opt,name=cursor" json:"cursor,omitempty"`
 	// The longest the server waits between two messages.
-	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,3,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
+	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,3,opt,name=heartbeat_interval,json=heartbeatInterval" json:"heartbeat_interval,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -1128,7 +1128,7 @@ func (*GetMeRequest) Descriptor() ([]byte, []int) {
 type GetMeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The caller's account.
-	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	User          *User `protobuf:"bytes,1,opt,name=user" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1211,9 +1211,9 @@ func (*RotateSigningKeyRequest) Descriptor() ([]byte, []int) {
 type RotateSigningKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Key id (`kid`) of the new key.
-	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId" json:"key_id,omitempty"`
 	// When the new key starts signing; it is published from now on.
-	ActivateTime  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=activate_time,json=activateTime,proto3" json:"activate_time,omitempty"`
+	ActivateTime  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=activate_time,json=activateTime" json:"activate_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1356,7 +1356,7 @@ const file_tokencart_auth_v1_auth_proto_rawDesc = "" +
 	"\tGetKeySet\x12#.tokencart.auth.v1.GetKeySetRequest\x1a$.tokencart.auth.v1.GetKeySetResponse\x12m\n" +
 	"\x10WatchRevocations\x12*.tokencart.auth.v1.WatchRevocationsRequest\x1a+.tokencart.auth.v1.WatchRevocationsResponse0\x01\x12J\n" +
 	"\x05GetMe\x12\x1f.tokencart.auth.v1.GetMeRequest\x1a .tokencart.auth.v1.GetMeResponse\x12k\n" +
-	"\x10RotateSigningKey\x12*.tokencart.auth.v1.RotateSigningKeyRequest\x1a+.tokencart.auth.v1.RotateSigningKeyResponseB=Z;github.com/tokencart/tokencart/gen/tokencart/auth/v1;authv1b\x06proto3"
+	"\x10RotateSigningKey\x12*.tokencart.auth.v1.RotateSigningKeyRequest\x1a+.tokencart.auth.v1.RotateSigningKeyResponseBDZ;github.com/tokencart/tokencart/gen/tokencart/auth/v1;authv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
 
 var (
 	file_tokencart_auth_v1_auth_proto_rawDescOnce sync.Once
