@@ -135,3 +135,24 @@ func wantStatus(t *testing.T, err error, code codes.Code, msg string) {
 		t.Fatalf("got %v, want %v %q", err, code, msg)
 	}
 }
+
+// BenchmarkCheckUTF8 is the check's cost on the hot path's requests.
+func BenchmarkCheckUTF8(b *testing.B) {
+	for _, bm := range []struct {
+		name string
+		req  any
+	}{
+		{"GetCart", &catalogv1.GetCartRequest{CartState: make([]byte, 200)}},
+		{"AddItem", &catalogv1.AddItemRequest{ProductId: "espresso-blend-1kg", Quantity: 1, RequestId: "0f8fad5b-d9cb-469f-a165-70867728950e", CartState: make([]byte, 200)}},
+		{"UpsertProduct", &catalogv1.UpsertProductRequest{Product: &catalogv1.Product{Id: "espresso-blend-1kg", Name: "Espresso blend", Description: strings.Repeat("Dark roast. ", 20), Category: "coffee", Price: &catalogv1.Money{CurrencyCode: "EUR", Units: 24, Nanos: 900_000_000}}}},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := serve.CheckUTF8(bm.req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
