@@ -73,6 +73,7 @@ func Start(spec Spec, out *Output) (*Process, error) {
 	// A process group of its own: a Ctrl-C at the terminal reaches the
 	// launcher only, which then drains the services in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stopWithParent(cmd.SysProcAttr)
 	pr, pw := io.Pipe()
 	cmd.Stdout = pw
 	cmd.Stderr = pw
