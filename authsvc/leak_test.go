@@ -1,16 +1,12 @@
 package authsvc_test
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +16,7 @@ import (
 	"github.com/tokencart/tokencart/authsvc"
 	"github.com/tokencart/tokencart/authsvc/authtest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/leaktest"
 	"github.com/tokencart/tokencart/internal/pgtest"
 )
 
@@ -54,53 +51,10 @@ func TestSecretsNeverLogged(t *testing.T) {
 	})
 }
 
-// secrets collects what must not appear in a log, by name.
-type secrets map[string]string
-
-// add records v, in every encoding a careless log line might use for it.
-func (s secrets) add(name, v string) {
-	if len(v) < 8 {
-		panic("a secret this short would match by chance: " + name)
-	}
-	s[name] = v
-}
-
-func (s secrets) addBytes(name string, b []byte) {
-	s.add(name+" (hex)", hex.EncodeToString(b))
-	s.add(name+" (base64)", base64.StdEncoding.EncodeToString(b))
-	s.add(name+" (base64url)", base64.RawURLEncoding.EncodeToString(b))
-	s.add(name+" (raw base64)", base64.RawStdEncoding.EncodeToString(b))
-	s.add(name+" (raw)", string(b))
-}
-
-// addToken records an access token and its signature.
-func (s secrets) addToken(name, tok string) {
-	s.add(name, tok)
-	s.add(name+" signature", tok[strings.LastIndex(tok, ".")+1:])
-}
-
-// lockedBuffer is an io.Writer that the server's goroutines share.
-type lockedBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func leakSession(t *testing.T, dsn, dsnPass string) {
 	ctx := t.Context()
-	found := secrets{}
-	logs := &lockedBuffer{}
+	found := leaktest.Secrets{}
+	logs := &leaktest.Log{}
 	// Registered before the server starts, so that it runs after the server
 	// has stopped: it sees every line, the shutdown's too.
 	t.Cleanup(func() { checkLogs(t, logs.String(), found) })
@@ -108,9 +62,9 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 	kek := make([]byte, 32)
 	_, _ = rand.Read(kek)
 	kekText := base64.StdEncoding.EncodeToString(kek)
-	found.addBytes("key-encryption key", kek)
+	found.AddBytes("key-encryption key", kek)
 	if dsnPass != "" {
-		found.add("DSN password", dsnPass)
+		found.Add("DSN password", dsnPass)
 	}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := authtest.Start(t, authtest.Options{DSN: dsn, Logger: log, Configure: func(c *authsvc.Config) {
@@ -124,15 +78,15 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		found.addBytes(name+" seed", k.Private.Seed())
-		found.addBytes(name+" private key", k.Private)
+		found.AddBytes(name+" seed", k.Private.Seed())
+		found.AddBytes(name+" private key", k.Private)
 		return k.ID
 	}
 	firstKey := signing("first signing key")
 
 	// Accounts, sessions, refresh and replay.
 	password := "Canary-Pw-" + rand.Text()[:12]
-	found.add("password", password)
+	found.Add("password", password)
 	const email = "leaky@example.com"
 	if _, err := c.Register(ctx, &authv1.RegisterRequest{Email: email, Password: password}); err != nil {
 		t.Fatalf("Register: %v", err)
@@ -145,8 +99,8 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 		if err != nil {
 			t.Fatalf("Login: %v", err)
 		}
-		found.addToken(name+" access token", resp.GetAccessToken())
-		found.add(name+" refresh token", resp.GetRefreshToken())
+		found.AddToken(name+" access token", resp.GetAccessToken())
+		found.Add(name+" refresh token", resp.GetRefreshToken())
 		return resp
 	}
 	first := login("first")
@@ -161,8 +115,8 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 	if err != nil {
 		t.Fatalf("RefreshToken: %v", err)
 	}
-	found.addToken("refreshed access token", refreshed.GetAccessToken())
-	found.add("successor refresh token", refreshed.GetRefreshToken())
+	found.AddToken("refreshed access token", refreshed.GetAccessToken())
+	found.Add("successor refresh token", refreshed.GetRefreshToken())
 	_, err = c.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: first.GetRefreshToken()})
 	wantCode(t, "a replayed refresh token", err, codes.Unauthenticated)
 	_, err = c.GetMe(authtest.WithToken(ctx, refreshed.GetAccessToken()), &authv1.GetMeRequest{})
@@ -171,13 +125,13 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 	// Failed logins, until the account is throttled.
 	const victim = "throttled@example.com"
 	victimPassword := "Victim-Pw-" + rand.Text()[:12]
-	found.add("victim's password", victimPassword)
+	found.Add("victim's password", victimPassword)
 	if _, err := c.Register(ctx, &authv1.RegisterRequest{Email: victim, Password: victimPassword}); err != nil {
 		t.Fatalf("Register: %v", err)
 	}
 	for i := range s.Config.LoginAccountLimit {
 		guess := victimPassword[:len(victimPassword)-1] + string(rune('a'+i)) // the typo a real user makes
-		found.add("wrong password "+guess[len(guess)-1:], guess)
+		found.Add("wrong password "+guess[len(guess)-1:], guess)
 		_, err := c.Login(ctx, &authv1.LoginRequest{Email: victim, Password: guess})
 		wantCode(t, "Login with a wrong password", err, codes.Unauthenticated)
 	}
@@ -191,7 +145,7 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 	f := newForger(t, s, second.GetAccessToken())
 	for _, fg := range f.forgeries(t) {
 		if len(fg.raw) >= 8 {
-			found.add("forged token: "+fg.name, fg.raw)
+			found.Add("forged token: "+fg.name, fg.raw)
 		}
 		if printable(fg.raw) {
 			_, err := c.GetMe(authtest.WithToken(ctx, fg.raw), &authv1.GetMeRequest{})
@@ -217,8 +171,8 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 	}
 	feed.waitFor(t, thirdClaims.TokenID, 5*time.Second)
 	admin := s.AdminToken(t)
-	found.addToken("admin access token", admin)
-	found.add("admin password", authtest.Password)
+	found.AddToken("admin access token", admin)
+	found.Add("admin password", authtest.Password)
 	rot, err := c.RotateSigningKey(authtest.WithToken(ctx, admin), &authv1.RotateSigningKeyRequest{})
 	if err != nil {
 		t.Fatalf("RotateSigningKey: %v", err)
@@ -278,28 +232,15 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 	}
 }
 
-// checkLogs fails the test if any line of logs, as written or with its
-// JSON strings decoded, contains a secret; and if the logs do not show
-// the session's failures (so that an empty log cannot pass).
-func checkLogs(t *testing.T, logs string, found secrets) {
+// checkLogs fails the test if any line of logs contains a secret, and if
+// the logs do not show the session's failures (so that an empty log cannot
+// pass).
+func checkLogs(t *testing.T, logs string, found leaktest.Secrets) {
 	t.Helper()
-	lines := strings.Split(strings.TrimSpace(logs), "\n")
+	records := leaktest.Check(t, logs, found)
 	var codesSeen []string
 	details := 0
-	for i, line := range lines {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Errorf("log line %d is not JSON: %v: %.200s", i+1, err, line)
-			continue
-		}
-		var decoded strings.Builder
-		collectStrings(rec, &decoded)
-		text := line + "\n" + decoded.String()
-		for name, v := range found {
-			if strings.Contains(text, v) {
-				t.Errorf("log line %d contains the %s: %.300s", i+1, name, line)
-			}
-		}
+	for _, rec := range records {
 		if code, ok := rec["grpc.code"].(string); ok {
 			codesSeen = append(codesSeen, code)
 		}
@@ -309,29 +250,10 @@ func checkLogs(t *testing.T, logs string, found secrets) {
 	}
 	for _, want := range []string{"OK", "Unauthenticated", "ResourceExhausted", "AlreadyExists", "Internal"} {
 		if !strings.Contains(strings.Join(codesSeen, " "), want) {
-			t.Errorf("no finished call with code %s among %d log lines: the logs were not captured?", want, len(lines))
+			t.Errorf("no finished call with code %s among %d log lines: the logs were not captured?", want, len(records))
 		}
 	}
 	if details == 0 {
 		t.Errorf("no error.detail in the logs: the internal errors' detail must go there")
-	}
-	t.Logf("%d log lines checked for %d secrets", len(lines), len(found))
-}
-
-func collectStrings(v any, b *strings.Builder) {
-	switch v := v.(type) {
-	case string:
-		b.WriteString(v)
-		b.WriteByte('\n')
-	case map[string]any:
-		for k, e := range v {
-			b.WriteString(k)
-			b.WriteByte('\n')
-			collectStrings(e, b)
-		}
-	case []any:
-		for _, e := range v {
-			collectStrings(e, b)
-		}
 	}
 }

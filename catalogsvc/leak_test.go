@@ -5,11 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -20,52 +18,18 @@ import (
 
 	"github.com/tokencart/tokencart/authsvc/authtest"
 	"github.com/tokencart/tokencart/catalogsvc"
+	"github.com/tokencart/tokencart/internal/leaktest"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
-// logBuffer collects log output from many goroutines.
-type logBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// secrets is what must never appear in a log, by description.
-type secrets map[string]string
-
-// addToken adds a token and its parts that identify it: the whole, and
-// the signature (which is what makes it usable).
-func (s secrets) addToken(name, raw string) {
-	s[name] = raw
-	if parts := strings.Split(raw, "."); len(parts) == 3 && len(parts[2]) >= 16 {
-		s[name+" signature"] = parts[2]
-	}
-}
-
-// addKey adds a cart key in every spelling a log could carry it.
-func (s secrets) addKey(name, b64 string) {
+// addKey adds a cart key (base64, as configured) in every spelling a log
+// could carry it.
+func addKey(s leaktest.Secrets, name, b64 string) {
 	raw, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
 		panic(err)
 	}
-	s[name+" (base64)"] = b64
-	s[name+" (base64url)"] = base64.RawURLEncoding.EncodeToString(raw)
-	s[name+" (hex)"] = hex.EncodeToString(raw)
-	s[name+" (raw)"] = string(raw)
-	if j, err := json.Marshal(raw); err == nil { // as slog's JSON handler writes a []byte
-		s[name+" (JSON bytes)"] = strings.Trim(string(j), `"`)
-	}
+	s.AddBytes(name, raw)
 }
 
 // TestNoSecretsInLogs runs a full session against catalogsvc replicas of
@@ -80,16 +44,19 @@ func TestNoSecretsInLogs(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
-			logs := &logBuffer{}
+			logs := &leaktest.Log{}
 			log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			c := newClusterAt(t, m, auth.GRPCAddr)
-			s := secrets{"password": authtest.Password}
+			s := leaktest.Secrets{}
+			s.Add("password", authtest.Password)
 			if strings.HasPrefix(c.dsn, "postgres") {
-				c.dsn, s["DSN password"] = withPassword(t, c.dsn)
+				var pw string
+				c.dsn, pw = withPassword(t, c.dsn)
+				s.Add("DSN password", pw)
 			}
-			s.addKey("cart key", c.cartKey)
+			addKey(s, "cart key", c.cartKey)
 			old := newClusterAt(t, m, auth.GRPCAddr).cartKey
-			s.addKey("old cart key", old)
+			addKey(s, "old cart key", old)
 			r := c.start(func(cfg *catalogsvc.Config) {
 				cfg.Serve.Logger, cfg.Serve.LogLevel, cfg.Serve.LogFormat = log, slog.LevelDebug, "json"
 				cfg.CartOldKeys = old
@@ -106,11 +73,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 			}
 
 			out := logs.String()
-			for what, v := range s {
-				if strings.Contains(out, v) {
-					t.Errorf("the log contains the %s", what)
-				}
-			}
+			leaktest.Check(t, out, s)
 			if n := strings.Count(out, "\n"); n < 20 || !strings.Contains(out, "CartService") {
 				t.Errorf("only %d log lines, none about carts: is the log captured?", n)
 			}
@@ -123,13 +86,13 @@ func TestNoSecretsInLogs(t *testing.T) {
 
 // session is a shopper's and an attacker's session against r; every token
 // it uses goes into s.
-func session(t *testing.T, c *cluster, r *replica, auth *authtest.Server, s secrets) {
+func session(t *testing.T, c *cluster, r *replica, auth *authtest.Server, s leaktest.Secrets) {
 	t.Helper()
 	user := "leak-" + sanitize(t.Name()) + "@authtest.example"
 	auth.Register(t, user)
 	login := auth.Login(t, user)
-	s.addToken("access token", login.GetAccessToken())
-	s["refresh token"] = login.GetRefreshToken()
+	s.AddToken("access token", login.GetAccessToken())
+	s.Add("refresh token", login.GetRefreshToken())
 	sh := c.shopperWithToken(r, login.GetAccessToken())
 
 	sh.add(espresso, 2, withRequestID("leak-1")).must(t)
@@ -144,7 +107,7 @@ func session(t *testing.T, c *cluster, r *replica, auth *authtest.Server, s secr
 	sh.remove(kenya).must(t)
 
 	admin := auth.AdminToken(t)
-	s.addToken("admin token", admin)
+	s.AddToken("admin token", admin)
 	upsert(t, r, withToken(testContext(t), admin), "leak-test-product", 3, 0)
 	_, err := r.catalog.UpsertProduct(sh.ctx, &catalogv1.UpsertProductRequest{Product: &catalogv1.Product{Id: "x"}})
 	wantCode(t, err, codes.PermissionDenied)
@@ -178,7 +141,7 @@ func session(t *testing.T, c *cluster, r *replica, auth *authtest.Server, s secr
 		"forged: too large":           raw + strings.Repeat("A", token.MaxSize),
 	}
 	for name, f := range forged {
-		s.addToken(name, f)
+		s.AddToken(name, f)
 		_, err := r.carts.GetCart(withToken(testContext(t), f), &catalogv1.GetCartRequest{})
 		wantCode(t, err, codes.Unauthenticated)
 	}

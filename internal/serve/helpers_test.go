@@ -2,7 +2,6 @@ package serve_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
+	"github.com/tokencart/tokencart/internal/leaktest"
 	"github.com/tokencart/tokencart/internal/serve"
 )
 
@@ -77,29 +77,11 @@ func (s *testService) StreamingOutputCall(req *testgrpc.StreamingOutputCallReque
 	return nil
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // testServer is a running serve.Server with the test service registered.
 type testServer struct {
 	*serve.Server
 	svc  *testService
-	logs *syncBuffer
+	logs *leaktest.Log
 
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -122,7 +104,7 @@ func startWith(t *testing.T, cfg serve.Config, register func(*grpc.Server), opts
 		cfg.Name = "testsvc"
 	}
 	cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
-	logs := &syncBuffer{}
+	logs := &leaktest.Log{}
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := serve.New(cfg, opts...)
 	if err != nil {
