@@ -32,7 +32,7 @@ import (
 type profile struct {
 	name     string
 	shoppers int
-	cycles   int           // fault cycles, each: kill+restart, scale up, rotate, revoke, SIGTERM, scale down
+	cycles   int           // fault cycles, each: kill+restart, scale up, rotate, revoke, SIGTERM, scale down, database cut (PostgreSQL mode)
 	step     time.Duration // pause between faults
 	// floor is the least acknowledged mutations per second before the
 	// first fault: a stalled cluster cannot pass.
@@ -57,7 +57,8 @@ func TestChaos(t *testing.T) {
 			return clusterConfig{authDSN: filepath.Join(dir, "auth.db"), catalogDSN: filepath.Join(dir, "catalog.db")}
 		}},
 		{"postgres", func(t *testing.T) clusterConfig {
-			return clusterConfig{authDSN: pgtest.DSN(t), catalogDSN: pgtest.DSN(t)}
+			link, catalogDSN := pgtest.NewLink(t, pgtest.DSN(t))
+			return clusterConfig{authDSN: pgtest.DSN(t), catalogDSN: catalogDSN, catalogLink: link}
 		}},
 		{"request", func(t *testing.T) clusterConfig {
 			var k [32]byte
@@ -243,6 +244,19 @@ func runChaos(t *testing.T, prof profile, cfg clusterConfig) {
 			faults.add("scale in (-1 replica)")
 		}
 		pause()
+
+		// PostgreSQL becomes unreachable for the replicas (store modes
+		// over PostgreSQL): cart calls get UNAVAILABLE, which the client
+		// retries and the shoppers resend with the same request_id, so a
+		// change whose commit went through before its reply was lost is
+		// not applied twice.
+		if cfg.catalogLink != nil {
+			cfg.catalogLink.Cut()
+			faults.add("database unreachable for " + prof.step.String())
+			pause()
+			cfg.catalogLink.Restore()
+			pause()
+		}
 		// And back to three for the next cycle.
 		c.addReplica()
 		setReplicas(c.live())

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokencart/tokencart/internal/cluster"
+	"github.com/tokencart/tokencart/internal/pgtest"
 )
 
 // testCluster is authsvc plus a changing set of catalogsvc replicas, each
@@ -40,6 +41,9 @@ type clusterConfig struct {
 	authDSN     string
 	catalogDSN  string
 	catalogArgs []string
+	// catalogLink, when set, carries the replicas' connections to their
+	// PostgreSQL (catalogDSN points at it), so that the test can cut it.
+	catalogLink *pgtest.Link
 }
 
 func startCluster(t *testing.T, cfg clusterConfig) *testCluster {
