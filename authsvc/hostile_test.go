@@ -237,6 +237,18 @@ func TestHostileClients(t *testing.T) {
 			}
 			cases = append(cases, hostileCase{"GetMe/" + fg.name, getMe(authtest.WithToken(ctx, fg.raw)), codes.Unauthenticated, 0})
 		}
+		// A 1 MiB token is over the 16 KiB of metadata the server
+		// advertises (serve.MaxHeaderListSize): gRPC-Go's client refuses to
+		// send it, with Internal, and a client that sends it anyway has its
+		// connection closed (internal/serve TestHeaderListLimit). Either
+		// way nothing reaches authsvc.
+		cases = append(cases, hostileCase{"GetMe/1 MiB token", func(t *testing.T) error {
+			err := getMe(authtest.WithToken(ctx, huge))(t)
+			if !strings.Contains(status.Convert(err).Message(), "header list size") {
+				t.Errorf("not refused for its size by the transport: %v", err)
+			}
+			return err
+		}, codes.Internal, 0})
 		cases = append(cases, hostileCase{"IntrospectToken/1 MiB", func(*testing.T) error {
 			_, err := c.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: huge})
 			return err

@@ -344,7 +344,8 @@ func TestHostileTokens(t *testing.T) {
 				{"embedded jwk of the attacker's key", bearer(good.with(map[string]any{"jwk": attackerJWK}, nil).ed25519(other.Private)), codes.Unauthenticated},
 				{"8 KiB + 1", bearer(tokenOfLength(t, key, "victim", token.MaxSize+1)), codes.Unauthenticated},
 				// The largest the token check can see: the transport
-				// refuses metadata over serve.MaxHeaderListSize.
+				// refuses metadata over serve.MaxHeaderListSize (1 MiB
+				// below).
 				{"12 KiB", bearer(parts[0] + "." + strings.Repeat("A", 12<<10) + "." + parts[2]), codes.Unauthenticated},
 				{"Bearer missing", []string{goodRaw}, codes.Unauthenticated},
 				{"Bearer doubled", []string{"Bearer Bearer " + goodRaw}, codes.Unauthenticated},
@@ -366,6 +367,21 @@ func TestHostileTokens(t *testing.T) {
 					})
 				})
 			}
+			// A 1 MiB token is over the 16 KiB of metadata the server
+			// advertises (serve.MaxHeaderListSize): gRPC-Go's client
+			// refuses to send it, with Internal, and a client that sends it
+			// anyway has its connection closed (internal/serve
+			// TestHeaderListLimit). Either way nothing reaches catalogsvc.
+			t.Run("1 MiB", func(t *testing.T) {
+				ctx := metadata.NewOutgoingContext(testContext(t), metadata.MD{"authorization": bearer(parts[0] + "." + strings.Repeat("A", 1<<20) + "." + parts[2])})
+				tg.expect(t, codes.Internal, func() error {
+					_, err := tg.r.carts.AddItem(ctx, &catalogv1.AddItemRequest{ProductId: espresso, Quantity: 1, CartState: tg.victim.state})
+					if !strings.Contains(status.Convert(err).Message(), "header list size") {
+						t.Errorf("not refused for its size by the transport: %v", err)
+					}
+					return err
+				})
+			})
 
 			// Accepted: the scheme is case-insensitive (RFC 7235 §2.1), and
 			// MaxSize is inclusive. GetCart, which changes nothing.
