@@ -322,6 +322,7 @@ func runChaos(t *testing.T, prof profile, cfg clusterConfig) {
 	}
 	slowest := slices.Max(append(revocationDelays, 0))
 	fmt.Fprintf(tw, "revocation refused by every replica after (max)\t%v\n", slowest.Round(time.Millisecond))
+	fmt.Fprintf(tw, "revocation delays, each the slowest replica's\t%v\n", roundedSorted(revocationDelays))
 	fmt.Fprintf(tw, "lost updates\t%d\n", lost)
 	fmt.Fprintf(tw, "doubled updates\t%d\n", doubled)
 	share := fairShare(st.byPeerAfter)
@@ -428,4 +429,14 @@ func someProducts(t *testing.T, ctx context.Context, addr string, n int) []strin
 		t.Fatalf("catalog has %d products, want at least %d", len(ids), n)
 	}
 	return ids
+}
+
+// roundedSorted returns ds sorted, each rounded to the millisecond.
+func roundedSorted(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	slices.Sort(out)
+	return out
 }

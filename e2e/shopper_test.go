@@ -321,13 +321,17 @@ func (s *shopper) revoke(ctx context.Context, replicas []string) (time.Duration,
 
 // refusedAfter polls one replica with a revoked token until it is refused,
 // and returns how long after start that was. A replica that is down
-// (killed by the chaos) is skipped.
+// (killed by the chaos) is skipped. The poll is an AddItem that fails
+// validation: it passes the token check and the rate limiter and then
+// stops, touching no store, so a slow store (SQLite under the shoppers'
+// writes) cannot hold a poll and delay the next one; the figure is the
+// token check's.
 func refusedAfter(ctx context.Context, addr string, conn *grpc.ClientConn, tok string, start time.Time) (time.Duration, error) {
 	cart := catalogv1.NewCartServiceClient(conn)
 	deadline := start.Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		cctx, cancel := context.WithTimeout(client.WithToken(ctx, tok), time.Second)
-		_, err := cart.GetCart(cctx, &catalogv1.GetCartRequest{})
+		_, err := cart.AddItem(cctx, &catalogv1.AddItemRequest{ProductId: "probe", Quantity: 0})
 		cancel()
 		switch status.Code(err) {
 		case codes.Unauthenticated:
