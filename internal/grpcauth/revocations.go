@@ -28,7 +28,22 @@ const (
 	pruneEvery = time.Minute
 	// maxReconnectWait caps the backoff between two reconnection attempts.
 	maxReconnectWait = 5 * time.Second
+	// DefaultStreamLifetime is how long the feed keeps one stream before
+	// opening the next from its cursor. authsvc closes every connection
+	// MaxConnectionAge after it opened, MaxConnectionAgeGrace (10 s by
+	// default) after telling the client with a GOAWAY, and a stream on such
+	// a connection stops delivering before the close reaches the client: in
+	// the chaos test authsvc's Send failed with "transport is closing" 740
+	// ms before the replica read EOF, and TestRevocationFeedOutlivesConnectionAge
+	// saw a revocation take 1.01 s with streams kept for an hour. A stream
+	// younger than the grace period was opened after the GOAWAY, on the
+	// client's new connection, so it is not the one being closed.
+	DefaultStreamLifetime = 5 * time.Second
 )
+
+// errRecycle ends a stream that has reached its lifetime; the next one
+// resumes from the cursor at once.
+var errRecycle = errors.New("stream lifetime reached")
 
 // RevocationsConfig configures a Revocations.
 type RevocationsConfig struct {
@@ -38,6 +53,10 @@ type RevocationsConfig struct {
 	// for this long (a half-open connection looks alive but is not); zero
 	// means DefaultRevocationStaleness.
 	IdleTimeout time.Duration
+	// StreamLifetime is how long one stream is kept before the next is
+	// opened from the cursor; zero means DefaultStreamLifetime. Keep it
+	// below authsvc's --max-connection-age-grace.
+	StreamLifetime time.Duration
 	// Log receives reconnections. Required.
 	Log *slog.Logger
 	// Now returns the current time; nil means time.Now.
@@ -49,10 +68,11 @@ type RevocationsConfig struct {
 // when the feed last delivered a message (heartbeats included), so callers
 // can tell a quiet feed from a dead one.
 type Revocations struct {
-	client authv1.AuthServiceClient
-	idle   time.Duration
-	log    *slog.Logger
-	now    func() time.Time
+	client   authv1.AuthServiceClient
+	idle     time.Duration
+	lifetime time.Duration
+	log      *slog.Logger
+	now      func() time.Time
 
 	revoked  sync.Map     // jti -> int64: unix nanoseconds after which the entry may go
 	n        atomic.Int64 // entries in revoked
@@ -60,7 +80,10 @@ type Revocations struct {
 	messages atomic.Int64 // messages received, for tests and metrics
 	connects atomic.Int64 // streams opened
 
-	failures int // consecutive failed connections; only Run's goroutine uses it
+	// Only Run's goroutine uses these.
+	failures  int       // consecutive failed connections
+	lastPrune time.Time // when expired revocations were last dropped
+	warnedHB  bool      // the heartbeat-interval warning was logged
 }
 
 // NewRevocations returns an empty set; Run fills it.
@@ -68,16 +91,19 @@ func NewRevocations(cfg RevocationsConfig) (*Revocations, error) {
 	if cfg.Client == nil || cfg.Log == nil {
 		return nil, errors.New("revocations: Client and Log are required")
 	}
-	if cfg.IdleTimeout < 0 {
-		return nil, errors.New("revocations: idle timeout must not be negative")
+	if cfg.IdleTimeout < 0 || cfg.StreamLifetime < 0 {
+		return nil, errors.New("revocations: idle timeout and stream lifetime must not be negative")
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = DefaultRevocationStaleness
 	}
+	if cfg.StreamLifetime == 0 {
+		cfg.StreamLifetime = DefaultStreamLifetime
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Revocations{client: cfg.Client, idle: cfg.IdleTimeout, log: cfg.Log, now: cfg.Now}, nil
+	return &Revocations{client: cfg.Client, idle: cfg.IdleTimeout, lifetime: cfg.StreamLifetime, log: cfg.Log, now: cfg.Now}, nil
 }
 
 // Revoked reports whether the token with id jti has been revoked.
@@ -105,7 +131,9 @@ func (r *Revocations) Connects() int64 { return r.connects.Load() }
 // Run follows the feed until ctx is done. After a disconnect it resumes
 // from the cursor of the last message it processed, waiting between
 // attempts with exponential backoff (reset by every message received), so
-// nothing published meanwhile is missed. Run returns nil when ctx is done.
+// nothing published meanwhile is missed; a stream that reaches its
+// lifetime is followed by the next at once. Run returns nil when ctx is
+// done.
 func (r *Revocations) Run(ctx context.Context) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 50 * time.Millisecond
@@ -113,6 +141,9 @@ func (r *Revocations) Run(ctx context.Context) error {
 	var cursor string
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		err := r.follow(ctx, &cursor, b)
+		for errors.Is(err, errRecycle) {
+			err = r.follow(ctx, &cursor, b)
+		}
 		if ctx.Err() != nil {
 			return struct{}{}, backoff.Permanent(ctx.Err())
 		}
@@ -146,14 +177,20 @@ func (r *Revocations) follow(ctx context.Context, cursor *string, b backoff.Back
 	errIdle := fmt.Errorf("no message for %v", r.idle)
 	watchdog := time.AfterFunc(r.idle, func() { cancel(errIdle) })
 	defer watchdog.Stop()
+	recycle := time.AfterFunc(r.lifetime, func() { cancel(errRecycle) })
+	defer recycle.Stop()
 
 	r.connects.Add(1)
 	stream, err := r.client.WatchRevocations(ctx, &authv1.WatchRevocationsRequest{Cursor: *cursor})
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+			return cause
+		}
 		return err
 	}
-	lastPrune := r.now()
-	warnedHeartbeat := false
+	if r.lastPrune.IsZero() {
+		r.lastPrune = r.now()
+	}
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -180,14 +217,14 @@ func (r *Revocations) follow(ctx context.Context, cursor *string, b backoff.Back
 			r.log.InfoContext(ctx, "revocation feed resumed", "failures", r.failures)
 			r.failures = 0
 		}
-		if hb := msg.GetHeartbeatInterval().AsDuration(); hb >= r.idle && !warnedHeartbeat {
-			warnedHeartbeat = true
+		if hb := msg.GetHeartbeatInterval().AsDuration(); hb >= r.idle && !r.warnedHB {
+			r.warnedHB = true
 			r.log.WarnContext(ctx, "authsvc heartbeat interval is not below the revocation staleness bound; the feed will look stale between heartbeats",
 				"heartbeat_interval", hb, "staleness", r.idle)
 		}
-		if now.Sub(lastPrune) >= pruneEvery {
+		if now.Sub(r.lastPrune) >= pruneEvery {
 			r.prune(now)
-			lastPrune = now
+			r.lastPrune = now
 		}
 	}
 }
