@@ -67,7 +67,7 @@ func (s *Service) register(ctx context.Context, req *authv1.RegisterRequest) (*a
 		return nil, err
 	}
 	roles := []string{token.RoleCustomer}
-	if s.isBootstrapAdmin(email) {
+	if s.bootstrapAdmin != "" && email == s.bootstrapAdmin {
 		roles = append(roles, token.RoleAdmin)
 	}
 	u := User{ID: token.NewID(), Email: email, PasswordHash: hash, Roles: roles, CreateTime: s.now().Truncate(time.Microsecond)}
@@ -78,14 +78,6 @@ func (s *Service) register(ctx context.Context, req *authv1.RegisterRequest) (*a
 		return nil, fmt.Errorf("create user: %w", err)
 	}
 	return &authv1.RegisterResponse{User: userProto(u)}, nil
-}
-
-func (s *Service) isBootstrapAdmin(email string) bool {
-	if s.cfg.BootstrapAdmin == "" {
-		return false
-	}
-	admin, _ := normalizeEmail(s.cfg.BootstrapAdmin)
-	return email == admin
 }
 
 // Login implements authv1.AuthServiceServer.

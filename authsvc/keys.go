@@ -120,9 +120,8 @@ func (m *keyManager) refresh(ctx context.Context) error {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
 	now := m.now()
-	if i := slices.IndexFunc(keys, func(k StoredKey) bool { return k.ID == newestID }); i < 0 {
-		keys, _, err = m.add(ctx, newestID, now) // an empty store
-	} else if !now.Before(keys[i].CreateTime.Add(m.rotateEvery)) {
+	// A key is added to an empty store, and when the newest is due.
+	if i := slices.IndexFunc(keys, func(k StoredKey) bool { return k.ID == newestID }); i < 0 || !now.Before(keys[i].CreateTime.Add(m.rotateEvery)) {
 		keys, _, err = m.add(ctx, newestID, now)
 	}
 	if err != nil {

@@ -47,6 +47,8 @@ type Service struct {
 	// dummyHash is checked against for unknown emails, so that they cost
 	// as much as a wrong password.
 	dummyHash string
+	// bootstrapAdmin is cfg.BootstrapAdmin normalised, "" when unset.
+	bootstrapAdmin string
 
 	// stopping is closed when Run winds down; it ends WatchRevocations.
 	stopping chan struct{}
@@ -96,8 +98,9 @@ func New(ctx context.Context, cfg Config, store Store, log *slog.Logger) (*Servi
 		return nil, fmt.Errorf("dummy password hash: %w", err)
 	}
 	if cfg.BootstrapAdmin != "" {
-		email, _ := normalizeEmail(cfg.BootstrapAdmin)
-		switch err := store.AddRole(ctx, email, token.RoleAdmin); {
+		// Validate has checked that it normalises.
+		s.bootstrapAdmin, _ = normalizeEmail(cfg.BootstrapAdmin)
+		switch err := store.AddRole(ctx, s.bootstrapAdmin, token.RoleAdmin); {
 		case err == nil:
 			log.Info("bootstrap admin has the admin role")
 		case errors.Is(err, ErrNotFound):

@@ -159,10 +159,9 @@ func (s *Service) refreshRefused(ctx context.Context, hash []byte, now time.Time
 	case now.Sub(info.UsedTime) <= s.cfg.RefreshReuseGrace:
 		return errRefreshRace
 	}
-	if err := s.store.RevokeFamily(ctx, info.FamilyID, now); err != nil {
-		return fmt.Errorf("revoke replayed refresh family: %w", err)
+	if err := s.revokeFamily(ctx, info.FamilyID, now); err != nil {
+		return fmt.Errorf("replayed refresh token: %w", err)
 	}
-	s.feed.notify()
 	s.log.WarnContext(ctx, "spent refresh token replayed; its family is revoked", "user", info.UserID, "family", info.FamilyID)
 	return errBadRefreshToken
 }
@@ -196,10 +195,9 @@ func (s *Service) logout(ctx context.Context, req *authv1.LogoutRequest) (*authv
 		return nil, err
 	}
 	if family != "" {
-		if err := s.store.RevokeFamily(ctx, family, s.now()); err != nil {
-			return nil, fmt.Errorf("revoke refresh family: %w", err)
+		if err := s.revokeFamily(ctx, family, s.now()); err != nil {
+			return nil, err
 		}
-		s.feed.notify()
 	}
 	return &authv1.LogoutResponse{}, nil
 }
@@ -208,6 +206,16 @@ func (s *Service) revokeAccess(ctx context.Context, c token.Claims) error {
 	err := s.store.Revoke(ctx, Revocation{TokenID: c.TokenID, Subject: c.Subject, ExpireTime: c.Expiry, RevokeTime: s.now()})
 	if err != nil {
 		return fmt.Errorf("revoke access token: %w", err)
+	}
+	s.feed.notify()
+	return nil
+}
+
+// revokeFamily revokes a refresh-token family and the access tokens issued
+// from it, and wakes this replica's revocation streams.
+func (s *Service) revokeFamily(ctx context.Context, family string, now time.Time) error {
+	if err := s.store.RevokeFamily(ctx, family, now); err != nil {
+		return fmt.Errorf("revoke refresh family: %w", err)
 	}
 	s.feed.notify()
 	return nil
@@ -258,9 +266,8 @@ func (s *Service) revokeToken(ctx context.Context, req *authv1.RevokeTokenReques
 	case info.UserID != me.Subject && !me.HasRole(token.RoleAdmin):
 		return nil, errNotYours
 	}
-	if err := s.store.RevokeFamily(ctx, info.FamilyID, s.now()); err != nil {
-		return nil, fmt.Errorf("revoke refresh family: %w", err)
+	if err := s.revokeFamily(ctx, info.FamilyID, s.now()); err != nil {
+		return nil, err
 	}
-	s.feed.notify()
 	return &authv1.RevokeTokenResponse{}, nil
 }
