@@ -32,16 +32,9 @@ func TestStoreOutage(t *testing.T) {
 	}
 
 	link.Restore()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err = s.Client.Login(ctx, &authv1.LoginRequest{Email: "before@example.com", Password: authtest.Password})
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
-	if err != nil {
-		t.Fatalf("Login after the outage: %v", err)
-	}
+	eventually(t, 30*time.Second, "Login after the outage", func() bool {
+		_, err := s.Client.Login(ctx, &authv1.LoginRequest{Email: "before@example.com", Password: authtest.Password})
+		return err == nil
+	})
 	s.Register(t, "after@example.com")
 }
