@@ -15,6 +15,7 @@ import (
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 
 	"github.com/tokencart/tokencart/catalogsvc"
+	"github.com/tokencart/tokencart/client"
 	"github.com/tokencart/tokencart/internal/grpcauth"
 	"github.com/tokencart/tokencart/internal/token"
 )
@@ -44,7 +45,7 @@ func TestEveryMethodPublicOrAuthenticated(t *testing.T) {
 					for _, tok := range []string{"", "not-a-token"} {
 						ctx := testContext(t)
 						if tok != "" {
-							ctx = withToken(ctx, tok)
+							ctx = client.WithToken(ctx, tok)
 						}
 						req := dynamicpb.NewMessage(m.Input())
 						resp := dynamicpb.NewMessage(m.Output())
@@ -70,10 +71,10 @@ func TestAdminOnlyCatalogWrites(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, modes[0])
 	r := c.start()
-	customer := withToken(testContext(t), c.fake.Mint(t, "cust", token.RoleCustomer))
-	noRoles := withToken(testContext(t), c.fake.Mint(t, "nobody"))
+	customer := client.WithToken(testContext(t), c.fake.Mint(t, "cust", token.RoleCustomer))
+	noRoles := client.WithToken(testContext(t), c.fake.Mint(t, "nobody"))
 	anonymous := testContext(t)
-	admin := withToken(testContext(t), c.fake.Mint(t, "boss", token.RoleAdmin))
+	admin := client.WithToken(testContext(t), c.fake.Mint(t, "boss", token.RoleAdmin))
 	p := &catalogv1.Product{Id: "admin-test", Name: "Admin test", Category: "test",
 		Price: &catalogv1.Money{CurrencyCode: "EUR", Units: 1}}
 	tests := []struct {
@@ -115,7 +116,7 @@ func TestRevokedTokenRefusedEverywhere(t *testing.T) {
 	c := newCluster(t, modes[0])
 	replicas := []*replica{c.start(), c.start(), c.start()}
 	raw := c.fake.Mint(t, "leaker", token.RoleCustomer)
-	ctx := withToken(testContext(t), raw)
+	ctx := client.WithToken(testContext(t), raw)
 	for _, r := range replicas {
 		if _, err := r.carts.GetCart(ctx, &catalogv1.GetCartRequest{}); err != nil {
 			t.Fatal(err)
@@ -137,7 +138,7 @@ func TestRevokedTokenRefusedEverywhere(t *testing.T) {
 		t.Errorf("revocation took %v to reach every replica, want under 1s", worst)
 	}
 	// Another token of the same user still works.
-	fresh := withToken(testContext(t), c.fake.Mint(t, "leaker", token.RoleCustomer))
+	fresh := client.WithToken(testContext(t), c.fake.Mint(t, "leaker", token.RoleCustomer))
 	if _, err := replicas[0].carts.GetCart(fresh, &catalogv1.GetCartRequest{}); err != nil {
 		t.Errorf("fresh token: %v", err)
 	}
@@ -163,9 +164,9 @@ func TestStaleRevocationFeed(t *testing.T) {
 				cfg.Auth.StalePolicy = tt.policy
 				cfg.Auth.RevocationStaleness = 500 * time.Millisecond
 			})
-			good := withToken(testContext(t), c.fake.Mint(t, "good"))
+			good := client.WithToken(testContext(t), c.fake.Mint(t, "good"))
 			revokedRaw := c.fake.Mint(t, "bad")
-			revoked := withToken(testContext(t), revokedRaw)
+			revoked := client.WithToken(testContext(t), revokedRaw)
 			for _, ctx := range []context.Context{good, revoked} {
 				if _, err := r.carts.GetCart(ctx, &catalogv1.GetCartRequest{}); err != nil {
 					t.Fatal(err)
@@ -189,7 +190,7 @@ func TestStaleRevocationFeed(t *testing.T) {
 			}
 			if tt.policy == grpcauth.StaleIntrospect {
 				c.fake.SetIntrospectDown(true)
-				other := withToken(testContext(t), c.fake.Mint(t, "other"))
+				other := client.WithToken(testContext(t), c.fake.Mint(t, "other"))
 				_, err := r.carts.GetCart(other, &catalogv1.GetCartRequest{})
 				wantCode(t, err, codes.Unavailable)
 				c.fake.SetIntrospectDown(false)
@@ -224,7 +225,7 @@ func TestReadinessWaitsForKeySet(t *testing.T) {
 		t.Fatalf("without a key set: %v, want NOT_SERVING", got)
 	}
 	// Authenticated calls cannot succeed meanwhile; public ones can.
-	_, err := r.carts.GetCart(withToken(testContext(t), c.fake.Mint(t, "early")), &catalogv1.GetCartRequest{})
+	_, err := r.carts.GetCart(client.WithToken(testContext(t), c.fake.Mint(t, "early")), &catalogv1.GetCartRequest{})
 	wantCode(t, err, codes.Unauthenticated)
 	c.fake.SetKeySetDown(false)
 	waitFor(t, "SERVING", func() bool { return check() == healthpb.HealthCheckResponse_SERVING })
@@ -239,7 +240,7 @@ func TestKeyRotation(t *testing.T) {
 	r := c.start(func(cfg *catalogsvc.Config) { cfg.Auth.KeySetRefresh = 200 * time.Millisecond })
 	c.fake.RotateKey(t)
 	first := c.fake.Mint(t, "u")
-	ctx := withToken(testContext(t), first)
+	ctx := client.WithToken(testContext(t), first)
 	if _, err := r.carts.GetCart(ctx, &catalogv1.GetCartRequest{}); err != nil {
 		t.Fatalf("token of a just-published key: %v", err)
 	}
@@ -269,7 +270,7 @@ func TestRemoteMode(t *testing.T) {
 			})
 			raw := c.fake.Mint(t, "remote-user")
 			s := c.shopper(r, "remote-user")
-			s.ctx = withToken(testContext(t), raw)
+			s.ctx = client.WithToken(testContext(t), raw)
 			checkCart(t, r, s.add(espresso, 1).must(t), 1, line{espresso, 1})
 			checkCart(t, r, s.get().must(t), 1, line{espresso, 1})
 			c.fake.Revoke(t, raw)

@@ -20,6 +20,7 @@ import (
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 
 	"github.com/tokencart/tokencart/catalogsvc"
+	"github.com/tokencart/tokencart/client"
 	"github.com/tokencart/tokencart/internal/cartstate"
 	"github.com/tokencart/tokencart/internal/token"
 )
@@ -84,7 +85,7 @@ func TestCartContract(t *testing.T) {
 			t.Parallel()
 			c := newCluster(t, m)
 			r := c.start()
-			admin := withToken(testContext(t), c.fake.Mint(t, "admin-1", token.RoleAdmin))
+			admin := client.WithToken(testContext(t), c.fake.Mint(t, "admin-1", token.RoleAdmin))
 
 			t.Run("lifecycle", func(t *testing.T) {
 				s := c.shopper(r, "life")
@@ -400,7 +401,7 @@ func TestConcurrentAddsAcrossReplicas(t *testing.T) {
 			t.Parallel()
 			c := newCluster(t, m)
 			a, b := c.start(), c.start()
-			ctx := withToken(testContext(t), c.fake.Mint(t, "busy", token.RoleCustomer))
+			ctx := client.WithToken(testContext(t), c.fake.Mint(t, "busy", token.RoleCustomer))
 			products := []string{espresso, kenya, biscotti, sencha}
 			const n, workers = 1000, 50
 			jobs := make(chan int)

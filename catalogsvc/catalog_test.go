@@ -15,6 +15,7 @@ import (
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 
 	"github.com/tokencart/tokencart/catalogsvc"
+	"github.com/tokencart/tokencart/client"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -190,7 +191,7 @@ func TestUpsertValidation(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, modes[0])
 	r := c.start()
-	admin := withToken(testContext(t), c.fake.Mint(t, "boss", token.RoleAdmin))
+	admin := client.WithToken(testContext(t), c.fake.Mint(t, "boss", token.RoleAdmin))
 	valid := &catalogv1.Product{Id: "valid-1", Name: "Valid", Description: "ok", Category: "test",
 		Price: &catalogv1.Money{CurrencyCode: "EUR", Units: 2, Nanos: 500_000_000}}
 	with := func(f func(p *catalogv1.Product)) *catalogv1.Product {
@@ -253,7 +254,7 @@ func TestCatalogConvergence(t *testing.T) {
 			c := newCluster(t, m)
 			defaults := func(cfg *catalogsvc.Config) { cfg.CatalogRefresh = catalogsvc.DefaultCatalogRefresh }
 			a, b := c.start(defaults), c.start(defaults)
-			admin := withToken(testContext(t), c.fake.Mint(t, "boss", token.RoleAdmin))
+			admin := client.WithToken(testContext(t), c.fake.Mint(t, "boss", token.RoleAdmin))
 			for _, step := range []struct {
 				name  string
 				write func()

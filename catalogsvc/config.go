@@ -14,6 +14,7 @@ import (
 
 	"github.com/tokencart/tokencart/internal/cartstate"
 	"github.com/tokencart/tokencart/internal/grpcauth"
+	"github.com/tokencart/tokencart/internal/ratelimit"
 	"github.com/tokencart/tokencart/internal/serve"
 	"github.com/tokencart/tokencart/internal/tlsconfig"
 )
@@ -49,8 +50,6 @@ const (
 	// DefaultRateLimitCallers bounds the callers whose bucket a replica
 	// remembers: about 200 bytes each, so ≈ 13 MiB when full.
 	DefaultRateLimitCallers = 65536
-	// minRateLimitCallers is ratelimit.New's lower bound (its shard count).
-	minRateLimitCallers = 32
 )
 
 // Config is catalogsvc's whole configuration. RegisterFlags binds every
@@ -162,8 +161,8 @@ func (c *Config) Validate() error {
 	case c.RateLimit == 0:
 	case c.RateBurst < 1:
 		errs = append(errs, fmt.Errorf("--rate-burst must be at least 1 while --rate-limit is on, got %d", c.RateBurst))
-	case c.RateLimitCallers < minRateLimitCallers:
-		errs = append(errs, fmt.Errorf("--rate-limit-callers must be at least %d, got %d", minRateLimitCallers, c.RateLimitCallers))
+	case c.RateLimitCallers < ratelimit.MinCallers:
+		errs = append(errs, fmt.Errorf("--rate-limit-callers must be at least %d, got %d", ratelimit.MinCallers, c.RateLimitCallers))
 	}
 	return errors.Join(errs...)
 }

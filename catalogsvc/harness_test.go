@@ -14,12 +14,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 
 	"github.com/tokencart/tokencart/catalogsvc"
+	"github.com/tokencart/tokencart/client"
 	"github.com/tokencart/tokencart/internal/grpcauth/fakeauth"
 	"github.com/tokencart/tokencart/internal/pgtest"
 	"github.com/tokencart/tokencart/internal/serve"
@@ -186,10 +186,6 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-func withToken(ctx context.Context, raw string) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+raw)
-}
-
 func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	t.Cleanup(cancel)
@@ -224,7 +220,7 @@ func (c *cluster) shopper(r *replica, subject string, roles ...string) *shopper 
 // shopperWithToken is a shopper calling with the access token raw.
 func (c *cluster) shopperWithToken(r *replica, raw string) *shopper {
 	return &shopper{
-		t: c.t, ctx: withToken(testContext(c.t), raw), carts: r.carts,
+		t: c.t, ctx: client.WithToken(testContext(c.t), raw), carts: r.carts,
 		request: c.cartMode == catalogsvc.CartModeRequest,
 	}
 }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/tokencart/tokencart/authsvc/authtest"
 	"github.com/tokencart/tokencart/catalogsvc"
+	"github.com/tokencart/tokencart/client"
 	"github.com/tokencart/tokencart/internal/cartstate"
 	"github.com/tokencart/tokencart/internal/grpcauth/fakeauth"
 	"github.com/tokencart/tokencart/internal/token"
@@ -403,7 +404,7 @@ func TestHostileTokens(t *testing.T) {
 
 			// Control: the snapshot does see an accepted change.
 			before := tg.snapshot(t)
-			tg.victim.ctx = withToken(testContext(t), goodRaw)
+			tg.victim.ctx = client.WithToken(testContext(t), goodRaw)
 			tg.victim.add(kenya, 1).must(t)
 			if tg.snapshot(t) == before {
 				t.Error("control: an accepted AddItem left the snapshot as it was")
@@ -452,7 +453,7 @@ func TestHostileTokensRealAuthsvc(t *testing.T) {
 
 	t.Run("demoted admin: admin rights until exp or revocation", func(t *testing.T) {
 		adminRaw := auth.AdminToken(t)
-		admin := withToken(testContext(t), adminRaw)
+		admin := client.WithToken(testContext(t), adminRaw)
 		if _, err := authDB.Exec(`UPDATE users SET roles = 'customer' WHERE email = ?`, authtest.AdminEmail); err != nil {
 			t.Fatal(err)
 		}
@@ -470,7 +471,7 @@ func TestHostileTokensRealAuthsvc(t *testing.T) {
 			return err
 		})
 		// A new login carries the new roles.
-		customer := withToken(testContext(t), auth.Login(t, authtest.AdminEmail).GetAccessToken())
+		customer := client.WithToken(testContext(t), auth.Login(t, authtest.AdminEmail).GetAccessToken())
 		tg.expect(t, codes.PermissionDenied, func() error {
 			_, err := r.catalog.DeleteProduct(customer, &catalogv1.DeleteProductRequest{ProductId: "after-demotion"})
 			return err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokencart/tokencart/authsvc/authtest"
 	"github.com/tokencart/tokencart/catalogsvc"
+	"github.com/tokencart/tokencart/client"
 	"github.com/tokencart/tokencart/internal/leaktest"
 	"github.com/tokencart/tokencart/internal/token"
 )
@@ -108,7 +109,7 @@ func session(t *testing.T, c *cluster, r *replica, auth *authtest.Server, s leak
 
 	admin := auth.AdminToken(t)
 	s.AddToken("admin token", admin)
-	upsert(t, r, withToken(testContext(t), admin), "leak-test-product", 3, 0)
+	upsert(t, r, client.WithToken(testContext(t), admin), "leak-test-product", 3, 0)
 	_, err := r.catalog.UpsertProduct(sh.ctx, &catalogv1.UpsertProductRequest{Product: &catalogv1.Product{Id: "x"}})
 	wantCode(t, err, codes.PermissionDenied)
 
@@ -142,7 +143,7 @@ func session(t *testing.T, c *cluster, r *replica, auth *authtest.Server, s leak
 	}
 	for name, f := range forged {
 		s.AddToken(name, f)
-		_, err := r.carts.GetCart(withToken(testContext(t), f), &catalogv1.GetCartRequest{})
+		_, err := r.carts.GetCart(client.WithToken(testContext(t), f), &catalogv1.GetCartRequest{})
 		wantCode(t, err, codes.Unauthenticated)
 	}
 

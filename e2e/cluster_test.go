@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -53,7 +54,7 @@ func startCluster(t *testing.T, cfg clusterConfig) *testCluster {
 		t.Fatal(err)
 	}
 	c := &testCluster{t: t, log: &tail{}, replicas: map[string]*cluster.Process{}, nextIP: 10}
-	c.out = cluster.NewOutput(teeWriter{c.log, logFile})
+	c.out = cluster.NewOutput(io.MultiWriter(c.log, logFile))
 	c.authAddr = freeAddr(t, "127.0.0.2")
 	auth, err := cluster.Start(cluster.Spec{
 		Name: "authsvc",
@@ -171,13 +172,4 @@ func (c *testCluster) stopAll() {
 	for _, a := range c.live() {
 		c.remove(a)
 	}
-}
-
-type teeWriter struct {
-	a, b interface{ Write([]byte) (int, error) }
-}
-
-func (w teeWriter) Write(p []byte) (int, error) {
-	_, _ = w.a.Write(p)
-	return w.b.Write(p)
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokencart/tokencart/internal/cluster"
 )
 
 // TestMakeRunQuickStart starts the `make run` launcher, takes the grpcurl
@@ -64,7 +66,7 @@ func TestMakeRunQuickStart(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	run := exec.CommandContext(ctx, "bash", "-c", "set -euo pipefail\n"+strings.Join(script, "\n"))
+	run := exec.CommandContext(ctx, "bash", "-c", cluster.Script(script))
 	out, err := run.CombinedOutput()
 	if err != nil {
 		t.Fatalf("walkthrough failed: %v\n--- script\n%s\n--- output\n%s", err, strings.Join(script, "\n"), out)

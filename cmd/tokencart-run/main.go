@@ -78,7 +78,7 @@ func run() error {
 		Path: filepath.Join(*binDir, "authsvc"),
 		Args: []string{
 			"--grpc-addr", authAddr,
-			"--admin-addr", fmt.Sprintf("%s:%d", *host, *port+1000),
+			"--admin-addr", adminOf(authAddr),
 			"--dsn", filepath.Join(*dataDir, "authsvc.db"),
 			"--bootstrap-admin", "admin@tokencart.local",
 		},
@@ -101,7 +101,7 @@ func run() error {
 			Path: filepath.Join(*binDir, "catalogsvc"),
 			Args: []string{
 				"--grpc-addr", addr,
-				"--admin-addr", fmt.Sprintf("%s:%d", *host, *port+1001+i),
+				"--admin-addr", adminOf(addr),
 				"--dsn", filepath.Join(*dataDir, "catalogsvc.db"),
 				"--auth-addr", authAddr,
 			},

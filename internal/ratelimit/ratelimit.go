@@ -29,6 +29,9 @@ const RetryAfterHeader = "retry-after"
 
 const shards = 32
 
+// MinCallers is the smallest maxCallers New accepts: one bucket per shard.
+const MinCallers = shards
+
 // evictionSample is how many buckets an insert into a full shard looks at
 // to evict the least recently used (sampled LRU).
 const evictionSample = 8
@@ -60,8 +63,8 @@ type bucket struct {
 // least recently seen are forgotten, which only ever lets a caller through
 // sooner). Memory is about 200 bytes per remembered caller.
 func New(perSecond float64, burst, maxCallers int) (*PerCaller, error) {
-	if perSecond <= 0 || math.IsInf(perSecond, 0) || burst < 1 || maxCallers < shards {
-		return nil, fmt.Errorf("ratelimit: need perSecond > 0, burst >= 1 and maxCallers >= %d", shards)
+	if perSecond <= 0 || math.IsInf(perSecond, 0) || burst < 1 || maxCallers < MinCallers {
+		return nil, fmt.Errorf("ratelimit: need perSecond > 0, burst >= 1 and maxCallers >= %d", MinCallers)
 	}
 	p := &PerCaller{limit: rate.Limit(perSecond), burst: burst, perShard: maxCallers / shards, seed: maphash.MakeSeed(), now: time.Now}
 	for i := range p.shards {
