@@ -83,6 +83,10 @@ BENCH_FLAGS ?=
 bench: ## Load benchmarks against real processes (about 4 minutes); bench/RESULTS.md records a run.
 	go run ./bench/cmd/tokencart-bench $(BENCH_FLAGS)
 
+.PHONY: abuse
+abuse: ## Abuse scenario (about 2 minutes): refresh churn, anonymous feed calls, forged tokens vs memory, store and latency goals.
+	go run ./bench/cmd/tokencart-abuse $(ABUSE_FLAGS)
+
 .PHONY: chaos
 chaos: ## The long chaos run: minutes of kills, scaling, rotation and revocation per cart mode.
 	TOKENCART_CHAOS=long go test -count=1 -timeout 45m -run 'TestChaos' -v ./e2e/

@@ -6,20 +6,18 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/mail"
-	"net/netip"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/clientaddr"
+	"github.com/tokencart/tokencart/internal/retryinfo"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -62,15 +60,18 @@ func (s *Service) register(ctx context.Context, req *authv1.RegisterRequest) (*a
 	if !validPassword(req.GetPassword()) {
 		return nil, errInvalidPassword
 	}
-	hash, err := s.hasher.hash(ctx, req.GetPassword())
+	// Counted before the hash, which is what the limit protects (with the
+	// store's growth); registrations hash at a lower priority than logins.
+	now := s.now()
+	if err := s.countCall(ctx, "register-address:"+clientaddr.FromContext(ctx, s.cfg.TrustedProxyHops), now,
+		s.cfg.RegisterAddressLimit, s.cfg.RegisterLimitWindow, "too many registrations from this address"); err != nil {
+		return nil, err
+	}
+	hash, err := s.hasher.hashLow(ctx, req.GetPassword())
 	if err != nil {
 		return nil, err
 	}
-	roles := []string{token.RoleCustomer}
-	if s.bootstrapAdmin != "" && email == s.bootstrapAdmin {
-		roles = append(roles, token.RoleAdmin)
-	}
-	u := User{ID: token.NewID(), Email: email, PasswordHash: hash, Roles: roles, CreateTime: s.now().Truncate(time.Microsecond)}
+	u := User{ID: token.NewID(), Email: email, PasswordHash: hash, Roles: []string{token.RoleCustomer}, CreateTime: now.Truncate(time.Microsecond)}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return nil, errEmailTaken
@@ -96,9 +97,14 @@ func (s *Service) login(ctx context.Context, req *authv1.LoginRequest) (*authv1.
 		sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(req.GetEmail()))))
 		email = "invalid:" + base64.RawURLEncoding.EncodeToString(sum[:])
 	}
-	accountKey, addressKey := "account:"+email, "address:"+s.clientAddress(ctx)
+	address := clientaddr.FromContext(ctx, s.cfg.TrustedProxyHops)
+	known, err := s.store.KnownLoginAddress(ctx, email, address, s.now().Add(-s.cfg.LoginAddressMemory))
+	if err != nil {
+		return nil, fmt.Errorf("read login addresses: %w", err)
+	}
+	keys := throttleKeys(email, address, known)
 	// A throttled client is refused here, without taking a hashing slot.
-	if _, err := s.checkThrottle(ctx, accountKey, addressKey); err != nil {
+	if _, err := s.checkThrottle(ctx, keys); err != nil {
 		return nil, err
 	}
 	password := req.GetPassword()
@@ -113,15 +119,20 @@ func (s *Service) login(ctx context.Context, req *authv1.LoginRequest) (*authv1.
 	case err != nil:
 		return nil, fmt.Errorf("find user: %w", err)
 	}
-	stale, accountFailed, err := s.checkPassword(ctx, accountKey, addressKey, password, encoded,
-		u.ID != "" && validPassword(req.GetPassword()))
+	stale, pairFailed, err := s.checkPassword(ctx, keys, password, encoded, u.ID != "" && validPassword(req.GetPassword()))
 	if err != nil {
 		return nil, err
 	}
-	if accountFailed {
-		if err := s.store.ResetLoginFailures(ctx, accountKey); err != nil {
+	if pairFailed {
+		if err := s.store.ResetLoginFailures(ctx, keys.pair); err != nil {
 			return nil, fmt.Errorf("reset login failures: %w", err)
 		}
+	}
+	if err := s.store.RememberLoginAddress(ctx, email, address, s.now()); err != nil {
+		return nil, fmt.Errorf("remember login address: %w", err)
+	}
+	if u, err = s.limitSessions(ctx, u); err != nil {
+		return nil, err
 	}
 	if stale {
 		s.rehash(ctx, u, req.GetPassword())
@@ -140,21 +151,53 @@ func (s *Service) login(ctx context.Context, req *authv1.LoginRequest) (*authv1.
 	}, nil
 }
 
+// loginKeys are the throttle keys of one login attempt: failures count
+// per account and address (pair), per account from anywhere (account), and
+// per address (address). The account's total limits only addresses that
+// have not logged in to it before (checkAccount false for the others), so
+// strangers' guesses, from any number of addresses, never lock the owner
+// out of an address the owner uses.
+type loginKeys struct {
+	pair, account, address string
+	checkAccount           bool
+}
+
+func throttleKeys(email, address string, known bool) loginKeys {
+	return loginKeys{
+		pair:         "account-address:" + email + "|" + address,
+		account:      "account:" + email,
+		address:      "address:" + address,
+		checkAccount: !known,
+	}
+}
+
+// loginLimit returns the failures allowed under key.
+func (s *Service) loginLimit(keys loginKeys, key string) int {
+	switch key {
+	case keys.pair:
+		return s.cfg.LoginAccountLimit
+	case keys.account:
+		return s.cfg.LoginAccountTotalLimit
+	}
+	return s.cfg.LoginAddressLimit
+}
+
 // checkPassword checks password against encoded, which can match only if
-// possible, and counts a failure under both throttle keys before it fails
+// possible, and counts a failure under the throttle keys before it fails
 // with errBadCredentials. It does so holding a hashing slot, after checking
 // the throttle again: guesses that queue for a slot together all passed
 // login's first check before any of them had failed, and would all be
 // tried. So a burst of guesses gets at most HashConcurrency-1 tried beyond
-// a limit, per replica. It reports whether the account has recent failures
-// (for a success to clear) and whether encoded should be rehashed.
-func (s *Service) checkPassword(ctx context.Context, accountKey, addressKey, password, encoded string, possible bool) (stale, accountFailed bool, err error) {
+// a limit, per replica. It reports whether this account and address have
+// recent failures (for a success to clear) and whether encoded should be
+// rehashed.
+func (s *Service) checkPassword(ctx context.Context, keys loginKeys, password, encoded string, possible bool) (stale, pairFailed bool, err error) {
 	release, err := s.hasher.acquire(ctx)
 	if err != nil {
 		return false, false, err
 	}
 	defer release()
-	if accountFailed, err = s.checkThrottle(ctx, accountKey, addressKey); err != nil {
+	if pairFailed, err = s.checkThrottle(ctx, keys); err != nil {
 		return false, false, err
 	}
 	ok, stale, err := s.hasher.verifyHeld(password, encoded)
@@ -163,12 +206,12 @@ func (s *Service) checkPassword(ctx context.Context, accountKey, addressKey, pas
 	}
 	if !ok || !possible {
 		now := s.now()
-		if err := s.store.RecordLoginFailure(ctx, []string{accountKey, addressKey}, now, now.Add(-s.cfg.LoginThrottleWindow)); err != nil {
+		if err := s.store.RecordLoginFailure(ctx, []string{keys.pair, keys.account, keys.address}, now, now.Add(-s.cfg.LoginThrottleWindow)); err != nil {
 			return false, false, fmt.Errorf("record login failure: %w", err)
 		}
 		return false, false, errBadCredentials
 	}
-	return stale, accountFailed, nil
+	return stale, pairFailed, nil
 }
 
 // rehash stores a hash of password under the current parameters. It is an
@@ -184,34 +227,35 @@ func (s *Service) rehash(ctx context.Context, u User, password string) {
 }
 
 // checkThrottle fails with ResourceExhausted, and the time to wait, while
-// an account or client address has had too many recent failed logins. It
-// reports whether the account has recent failures, for a successful login
-// to clear. The check and the count that follows a failure are not one
-// transaction: checkPassword bounds how far concurrent guesses exceed a
-// limit.
-func (s *Service) checkThrottle(ctx context.Context, accountKey, addressKey string) (accountFailed bool, err error) {
+// one of the attempt's keys has had too many recent failed logins. It
+// reports whether the account and address have recent failures, for a
+// successful login to clear. The check and the count that follows a
+// failure are not one transaction: checkPassword bounds how far concurrent
+// guesses exceed a limit.
+func (s *Service) checkThrottle(ctx context.Context, keys loginKeys) (pairFailed bool, err error) {
 	now := s.now()
-	counts, err := s.store.LoginFailures(ctx, []string{accountKey, addressKey}, now.Add(-s.cfg.LoginThrottleWindow))
+	counts, err := s.store.LoginFailures(ctx, []string{keys.pair, keys.account, keys.address}, now.Add(-s.cfg.LoginThrottleWindow))
 	if err != nil {
 		return false, fmt.Errorf("read login failures: %w", err)
 	}
 	var wait time.Duration
 	for _, c := range counts {
-		limit := s.cfg.LoginAccountLimit
-		if c.Key == addressKey {
-			limit = s.cfg.LoginAddressLimit
-		} else {
-			accountFailed = true
+		if c.Key == keys.pair {
+			pairFailed = true
 		}
+		if c.Key == keys.account && !keys.checkAccount {
+			continue
+		}
+		limit := s.loginLimit(keys, c.Key)
 		if c.Failures < limit {
 			continue
 		}
 		wait = max(wait, c.Last.Add(s.throttleDelay(c.Failures-limit)).Sub(now))
 	}
 	if wait <= 0 {
-		return accountFailed, nil
+		return pairFailed, nil
 	}
-	return accountFailed, retryable(codes.ResourceExhausted, "too many failed logins; retry later", wait.Round(time.Millisecond)+time.Millisecond)
+	return pairFailed, retryinfo.Error(codes.ResourceExhausted, "too many failed logins; retry later", wait)
 }
 
 // throttleDelay is the wait after the (excess+1)th failure beyond a limit.
@@ -224,42 +268,6 @@ func (s *Service) throttleDelay(excess int) time.Duration {
 		}
 	}
 	return d
-}
-
-// clientAddress returns the address failed logins are counted under: the
-// peer's IP, or with TrustedProxyHops the x-forwarded-for entry that many
-// hops from the right (the address the outermost trusted proxy saw). IPv6
-// addresses count per /64, the block one subscriber usually holds.
-func (s *Service) clientAddress(ctx context.Context) string {
-	var addr string
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		addr = p.Addr.String()
-		if host, _, err := net.SplitHostPort(addr); err == nil {
-			addr = host
-		}
-	}
-	if n := s.cfg.TrustedProxyHops; n > 0 {
-		md, _ := metadata.FromIncomingContext(ctx)
-		var hops []string
-		for _, v := range md.Get("x-forwarded-for") {
-			for h := range strings.SplitSeq(v, ",") {
-				hops = append(hops, strings.TrimSpace(h))
-			}
-		}
-		if len(hops) >= n {
-			addr = hops[len(hops)-n]
-		}
-	}
-	ip, err := netip.ParseAddr(addr)
-	if err != nil {
-		return "unknown"
-	}
-	ip = ip.Unmap()
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.String()
-	}
-	return ip.String()
 }
 
 // GetMe implements authv1.AuthServiceServer.

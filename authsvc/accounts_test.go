@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -16,6 +15,7 @@ import (
 	"github.com/tokencart/tokencart/authsvc"
 	"github.com/tokencart/tokencart/authsvc/authtest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/retryinfo"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -51,23 +51,54 @@ func TestRegister(t *testing.T) {
 	}
 }
 
-// TestBootstrapAdmin grants the admin role at registration, and at start
-// to an account that already exists.
+// TestBootstrapAdmin: registering the bootstrap admin's address after
+// authsvc started never grants the role (whoever came first would be
+// admin); an account that exists when authsvc starts with the flag gets it;
+// with a password, authsvc creates the account itself, and grants the role
+// to an existing one only if it has that password.
 func TestBootstrapAdmin(t *testing.T) {
 	dsn := t.TempDir() + "/authsvc.db"
-	a := authtest.Start(t, authtest.Options{DSN: dsn})
-	admin := a.Register(t, " "+strings.ToUpper(authtest.AdminEmail))
-	if !slices.Contains(admin.GetRoles(), token.RoleAdmin) {
-		t.Errorf("bootstrap admin registered with roles %v", admin.GetRoles())
+	ctx := t.Context()
+	roles := func(s *authtest.Server, email, password string) []string {
+		t.Helper()
+		login, err := s.Client.Login(ctx, &authv1.LoginRequest{Email: email, Password: password})
+		if err != nil {
+			t.Fatalf("Login(%s): %v", email, err)
+		}
+		me, err := s.Client.GetMe(authtest.WithToken(ctx, login.GetAccessToken()), &authv1.GetMeRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return me.GetUser().GetRoles()
 	}
-	boss := a.Register(t, "boss@example.com")
-	if slices.Contains(boss.GetRoles(), token.RoleAdmin) {
-		t.Fatalf("ordinary account registered with roles %v", boss.GetRoles())
+	bootstrap := func(email, password string) func(*authsvc.Config) {
+		return func(c *authsvc.Config) { c.BootstrapAdmin, c.BootstrapAdminPassword = email, password }
 	}
-	b := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) { c.BootstrapAdmin = "Boss@example.com" }})
-	me, err := b.Client.GetMe(authtest.WithToken(t.Context(), b.Login(t, "boss@example.com").GetAccessToken()), &authv1.GetMeRequest{})
-	if err != nil || !slices.Contains(me.GetUser().GetRoles(), token.RoleAdmin) {
-		t.Errorf("existing account after a start naming it bootstrap admin: %v, %v", me.GetUser(), err)
+
+	a := authtest.Start(t, authtest.Options{DSN: dsn, Configure: bootstrap("boss@example.com", "")})
+	if r := a.Register(t, " BOSS@example.com").GetRoles(); slices.Contains(r, token.RoleAdmin) {
+		t.Errorf("the bootstrap admin's address registered after the start got roles %v", r)
+	}
+	if r := roles(a, "boss@example.com", authtest.Password); slices.Contains(r, token.RoleAdmin) {
+		t.Errorf("registered after the start: roles %v", r)
+	}
+	b := authtest.Start(t, authtest.Options{DSN: dsn, Configure: bootstrap("Boss@example.com", "")})
+	if r := roles(b, "boss@example.com", authtest.Password); !slices.Contains(r, token.RoleAdmin) {
+		t.Errorf("an account that existed at the start: roles %v, want admin", r)
+	}
+
+	const secret = "the one-time bootstrap secret"
+	c := authtest.Start(t, authtest.Options{DSN: dsn, Configure: bootstrap("root@example.com", secret)})
+	if r := roles(c, "root@example.com", secret); !slices.Contains(r, token.RoleAdmin) {
+		t.Errorf("the account authsvc created: roles %v, want admin", r)
+	}
+	c.Register(t, "claimed@example.com") // someone registers the address first, with another password
+	d := authtest.Start(t, authtest.Options{DSN: dsn, Configure: bootstrap("claimed@example.com", secret)})
+	if r := roles(d, "claimed@example.com", authtest.Password); slices.Contains(r, token.RoleAdmin) {
+		t.Errorf("an account with another password than the bootstrap password: roles %v", r)
+	}
+	if _, err := d.Client.Login(ctx, &authv1.LoginRequest{Email: "claimed@example.com", Password: secret}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("the bootstrap password logs in to the account someone else registered: %v", err)
 	}
 }
 
@@ -168,13 +199,11 @@ func TestLoginThrottle(t *testing.T) {
 
 func retryDelay(t *testing.T, err error) time.Duration {
 	t.Helper()
-	for _, d := range status.Convert(err).Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok {
-			return ri.GetRetryDelay().AsDuration()
-		}
+	d, ok := retryinfo.Delay(err)
+	if !ok {
+		t.Errorf("%v carries no RetryInfo", err)
 	}
-	t.Errorf("%v carries no RetryInfo", err)
-	return 0
+	return d
 }
 
 // TestRehashOnLogin: a replica configured with stronger argon2id

@@ -1,7 +1,6 @@
 package authsvc
 
 import (
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokencart/tokencart/internal/grpcauth"
+	"github.com/tokencart/tokencart/internal/secret"
 	"github.com/tokencart/tokencart/internal/serve"
 	"github.com/tokencart/tokencart/internal/token"
 )
@@ -34,8 +35,12 @@ type Config struct {
 	RefreshTokenLifetime time.Duration
 	// RefreshReuseGrace is how long after a refresh token was spent a
 	// second use counts as a concurrent refresh (Aborted) rather than a
-	// replay (the family is revoked).
+	// replay (the session is revoked).
 	RefreshReuseGrace time.Duration
+	// RefreshLimit and RefreshAddressLimit are the refreshes allowed per
+	// session and per client address within RefreshLimitWindow.
+	RefreshLimit, RefreshAddressLimit int
+	RefreshLimitWindow                time.Duration
 	// Leeway is the clock skew tolerated when authsvc verifies tokens.
 	Leeway time.Duration
 
@@ -67,20 +72,68 @@ type Config struct {
 	// before it fails with ResourceExhausted.
 	HashQueueTimeout time.Duration
 
-	// LoginAccountLimit and LoginAddressLimit are the failed logins allowed
-	// per account and per client address within LoginThrottleWindow before
-	// logins are delayed; the delay starts at LoginThrottleDelay and
-	// doubles with every further failure, up to LoginThrottleWindow.
-	LoginAccountLimit, LoginAddressLimit int
-	LoginThrottleWindow                  time.Duration
-	LoginThrottleDelay                   time.Duration
+	// LoginAccountLimit is the failed logins allowed per account from one
+	// client address, LoginAccountTotalLimit per account from every
+	// address that has not logged in to it successfully within
+	// LoginAddressMemory, and LoginAddressLimit per client address, within
+	// LoginThrottleWindow, before logins are delayed; the delay starts at
+	// LoginThrottleDelay and doubles with every further failure, up to
+	// LoginThrottleWindow. So a stranger's guesses delay the stranger, and
+	// many strangers' delay only the addresses the owner never used.
+	LoginAccountLimit, LoginAccountTotalLimit, LoginAddressLimit int
+	LoginThrottleWindow                                          time.Duration
+	LoginThrottleDelay                                           time.Duration
+	LoginAddressMemory                                           time.Duration
 	// TrustedProxyHops is the number of proxies in front of authsvc that
 	// append to x-forwarded-for; the client address is that many entries
 	// from the right. 0 ignores the header and uses the peer address.
 	TrustedProxyHops int
 
-	// BootstrapAdmin is an email whose account gets the admin role.
+	// BootstrapAdmin is the email of an account that gets the admin role at
+	// start: created with BootstrapAdminPassword if it does not exist;
+	// if it exists, granted the role only if it has that password, or,
+	// without a password, granted the role as it stands (so register it
+	// before starting authsvc with the flag).
 	BootstrapAdmin string
+	// BootstrapAdminPassword is the password of the bootstrap admin; a
+	// secret.
+	BootstrapAdminPassword string
+
+	// RegisterAddressLimit is the accounts one client address may register
+	// within RegisterLimitWindow.
+	RegisterAddressLimit int
+	RegisterLimitWindow  time.Duration
+	// SessionsPerAccount bounds an account's live sessions: a login beyond
+	// it revokes the oldest.
+	SessionsPerAccount int
+	// RevocationsPerAccount bounds the revoked sessions and tokens kept
+	// per account (in the store and every replica): one more revokes the
+	// account instead, with one entry.
+	RevocationsPerAccount int
+	// TokenRevocationLimit is the single access tokens a caller may revoke
+	// per hour (RevokeToken with scope TOKEN).
+	TokenRevocationLimit int
+	// KeyRotationLimit is the RotateSigningKey calls allowed per hour,
+	// across replicas.
+	KeyRotationLimit int
+
+	// ServiceCredentials are the accepted service credentials (comma
+	// separated, each base64 of at least 32 random bytes): a service
+	// presents one to call WatchRevocations and IntrospectToken.
+	ServiceCredentials string
+	// ServiceIdentities are the accepted identities (URI or DNS SANs) of
+	// mutual-TLS client certificates, comma separated; needs
+	// Serve.TLSClientCAFile.
+	ServiceIdentities string
+	// RevocationStreamsPerConnection and MaxRevocationStreams bound the open
+	// WatchRevocations streams per client connection (a replica needs one
+	// at a time) and in all.
+	RevocationStreamsPerConnection, MaxRevocationStreams int
+	// AuthFailures is the burst of failed token checks per client address
+	// before its calls are refused without a check; AuthFailureEvery
+	// earns one more.
+	AuthFailures     int
+	AuthFailureEvery time.Duration
 
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
@@ -98,7 +151,10 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	fs.DurationVar(&c.TokenLifetime, "token-lifetime", token.DefaultLifetime, "access token lifetime")
 	fs.DurationVar(&c.RefreshTokenLifetime, "refresh-token-lifetime", 30*24*time.Hour, "refresh token lifetime")
 	fs.DurationVar(&c.RefreshReuseGrace, "refresh-reuse-grace", 10*time.Second,
-		"a spent refresh token presented again within this time gets ABORTED (a concurrent refresh); later, its family is revoked")
+		"a spent refresh token presented again within this time gets ABORTED (a concurrent refresh); later, its session is revoked")
+	fs.IntVar(&c.RefreshLimit, "refresh-limit", 10, "refreshes allowed per session within --refresh-limit-window")
+	fs.IntVar(&c.RefreshAddressLimit, "refresh-address-limit", 600, "refreshes allowed per client address within --refresh-limit-window")
+	fs.DurationVar(&c.RefreshLimitWindow, "refresh-limit-window", time.Minute, "window of --refresh-limit and --refresh-address-limit")
 	fs.DurationVar(&c.Leeway, "leeway", token.DefaultLeeway, "clock skew tolerated on exp, nbf and iat (at most 60s)")
 	fs.StringVar(&c.KeyEncryptionKey, "key-encryption-key", "",
 		"base64 of 32 random bytes that encrypt private signing keys at rest (secret; without it keys are stored unencrypted)")
@@ -124,13 +180,36 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	})
 	fs.IntVar(&c.HashConcurrency, "hash-concurrency", max(2, runtime.GOMAXPROCS(0)), "password hashes computed at once (each holds --argon2-memory)")
 	fs.DurationVar(&c.HashQueueTimeout, "hash-queue-timeout", time.Second, "how long a request waits for a hashing slot before RESOURCE_EXHAUSTED")
-	fs.IntVar(&c.LoginAccountLimit, "login-account-limit", 5, "failed logins per account within --login-throttle-window before logins are delayed")
+	fs.IntVar(&c.LoginAccountLimit, "login-account-limit", 5,
+		"failed logins per account from one client address within --login-throttle-window before that address's logins to it are delayed")
+	fs.IntVar(&c.LoginAccountTotalLimit, "login-account-total-limit", 50,
+		"failed logins per account from all addresses within --login-throttle-window before logins to it are delayed, except from addresses that logged in to it before")
+	fs.DurationVar(&c.LoginAddressMemory, "login-address-memory", 30*24*time.Hour,
+		"how long an address that logged in to an account successfully keeps its own failed-login budget for it")
 	fs.IntVar(&c.LoginAddressLimit, "login-address-limit", 50, "failed logins per client address within --login-throttle-window before logins are delayed")
 	fs.DurationVar(&c.LoginThrottleWindow, "login-throttle-window", 15*time.Minute, "how long failed logins are remembered; also the longest delay")
 	fs.DurationVar(&c.LoginThrottleDelay, "login-throttle-delay", time.Second, "first delay once a limit is reached; doubles with each further failure")
 	fs.IntVar(&c.TrustedProxyHops, "trusted-proxy-hops", 0,
 		"proxies in front of authsvc that append to x-forwarded-for; 0 ignores the header and throttles by peer address")
-	fs.StringVar(&c.BootstrapAdmin, "bootstrap-admin", "", "email of the account that gets the admin role (at registration, or at start if it exists)")
+	fs.StringVar(&c.BootstrapAdmin, "bootstrap-admin", "",
+		"email of an account that gets the admin role at start: created with --bootstrap-admin-password if missing; an existing one only if it has that password (or, without a password, as it stands)")
+	fs.StringVar(&c.BootstrapAdminPassword, "bootstrap-admin-password", "", "password of --bootstrap-admin (secret; prefer the environment variable)")
+	fs.IntVar(&c.RegisterAddressLimit, "register-address-limit", 20, "accounts one client address may register within --register-limit-window")
+	fs.DurationVar(&c.RegisterLimitWindow, "register-limit-window", time.Hour, "window of --register-address-limit")
+	fs.IntVar(&c.SessionsPerAccount, "sessions-per-account", 50, "live sessions (logins) an account may have; a login beyond it revokes the oldest")
+	fs.IntVar(&c.RevocationsPerAccount, "revocations-per-account", 16,
+		"revoked sessions and tokens kept per account; one more revokes every session of the account instead, with one entry")
+	fs.IntVar(&c.TokenRevocationLimit, "token-revocation-limit", 20, "single access tokens a caller may revoke per hour (RevokeToken scope TOKEN)")
+	fs.IntVar(&c.KeyRotationLimit, "key-rotation-limit", 6, "RotateSigningKey calls allowed per hour, across replicas")
+	fs.StringVar(&c.ServiceCredentials, "service-credentials", "",
+		"comma-separated secrets (base64 of at least 32 random bytes) that services present to call WatchRevocations and IntrospectToken")
+	fs.StringVar(&c.ServiceIdentities, "service-identities", "",
+		"comma-separated client-certificate identities (URI or DNS SANs) accepted as services; needs --tls-client-ca")
+	fs.IntVar(&c.RevocationStreamsPerConnection, "revocation-streams-per-connection", 4, "open WatchRevocations streams allowed per client connection (a replica needs one at a time)")
+	fs.IntVar(&c.MaxRevocationStreams, "max-revocation-streams", 512, "open WatchRevocations streams allowed in all; at least a few per service replica")
+	fs.IntVar(&c.AuthFailures, "auth-failures", grpcauth.DefaultAuthFailures,
+		"failed token checks a client address may make in a burst before its calls are refused without a check")
+	fs.DurationVar(&c.AuthFailureEvery, "auth-failure-every", grpcauth.DefaultAuthFailureEvery, "time that earns a client address one more failed token check")
 	return c
 }
 
@@ -186,6 +265,28 @@ func (c *Config) Validate() error {
 	check(c.HashConcurrency >= 1, "--hash-concurrency must be at least 1, got %d", c.HashConcurrency)
 	check(c.HashQueueTimeout >= 0, "--hash-queue-timeout must not be negative, got %v", c.HashQueueTimeout)
 	check(c.LoginAccountLimit >= 1, "--login-account-limit must be at least 1, got %d", c.LoginAccountLimit)
+	check(c.LoginAccountTotalLimit >= 1, "--login-account-total-limit must be at least 1, got %d", c.LoginAccountTotalLimit)
+	check(c.LoginAddressMemory > 0, "--login-address-memory must be positive, got %v", c.LoginAddressMemory)
+	check(c.RefreshLimit >= 1, "--refresh-limit must be at least 1, got %d", c.RefreshLimit)
+	check(c.RefreshAddressLimit >= c.RefreshLimit, "--refresh-address-limit must be at least --refresh-limit, got %d", c.RefreshAddressLimit)
+	check(c.RefreshLimitWindow > 0, "--refresh-limit-window must be positive, got %v", c.RefreshLimitWindow)
+	check(c.RegisterAddressLimit >= 1, "--register-address-limit must be at least 1, got %d", c.RegisterAddressLimit)
+	check(c.RegisterLimitWindow > 0, "--register-limit-window must be positive, got %v", c.RegisterLimitWindow)
+	check(c.RevocationsPerAccount >= 1 && c.RevocationsPerAccount <= grpcauth.MaxEntriesPerAccount,
+		"--revocations-per-account must be from 1 to %d (what a replica keeps), got %d", grpcauth.MaxEntriesPerAccount, c.RevocationsPerAccount)
+	check(c.SessionsPerAccount >= 1, "--sessions-per-account must be at least 1, got %d", c.SessionsPerAccount)
+	check(c.TokenRevocationLimit >= 1, "--token-revocation-limit must be at least 1, got %d", c.TokenRevocationLimit)
+	check(c.KeyRotationLimit >= 1, "--key-rotation-limit must be at least 1, got %d", c.KeyRotationLimit)
+	check(c.RevocationStreamsPerConnection >= 1, "--revocation-streams-per-connection must be at least 1, got %d", c.RevocationStreamsPerConnection)
+	check(c.MaxRevocationStreams >= c.RevocationStreamsPerConnection,
+		"--max-revocation-streams must be at least --revocation-streams-per-connection, got %d", c.MaxRevocationStreams)
+	check(c.AuthFailures >= 1, "--auth-failures must be at least 1, got %d", c.AuthFailures)
+	check(c.AuthFailureEvery > 0, "--auth-failure-every must be positive, got %v", c.AuthFailureEvery)
+	if _, err := c.services(); err != nil {
+		errs = append(errs, fmt.Errorf("--service-credentials or --service-identities: %w", err))
+	}
+	check(c.ServiceIdentities == "" || c.Serve.TLSClientCAFile != "",
+		"--service-identities needs --tls-client-ca: identities are read from verified client certificates")
 	check(c.LoginAddressLimit >= 1, "--login-address-limit must be at least 1, got %d", c.LoginAddressLimit)
 	check(c.LoginThrottleWindow > 0, "--login-throttle-window must be positive, got %v", c.LoginThrottleWindow)
 	check(c.LoginThrottleDelay > 0 && c.LoginThrottleDelay <= c.LoginThrottleWindow,
@@ -195,26 +296,43 @@ func (c *Config) Validate() error {
 		_, err := normalizeEmail(c.BootstrapAdmin)
 		check(err == nil, "--bootstrap-admin %q is not an email address", c.BootstrapAdmin)
 	}
+	check(c.BootstrapAdminPassword == "" || (c.BootstrapAdmin != "" && validPassword(c.BootstrapAdminPassword)),
+		"--bootstrap-admin-password needs --bootstrap-admin and must be %d to %d characters", minPasswordLen, maxPasswordLen)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid authsvc configuration: %w", err)
 	}
 	return nil
 }
 
-// kek decodes KeyEncryptionKey; nil when it is empty.
+// kek decodes KeyEncryptionKey; nil when it is empty. The message never
+// echoes the value: it is a secret.
 func (c *Config) kek() ([]byte, error) {
 	if c.KeyEncryptionKey == "" {
 		return nil, nil
 	}
-	s := strings.TrimSpace(c.KeyEncryptionKey)
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if k, err := enc.DecodeString(s); err == nil {
-			if len(k) != 32 {
-				break
-			}
-			return k, nil
+	k, err := secret.Decode(c.KeyEncryptionKey, 32)
+	if err != nil {
+		return nil, fmt.Errorf("--key-encryption-key %w", err)
+	}
+	return k, nil
+}
+
+// services returns the service authentication that ServiceCredentials and
+// ServiceIdentities configure.
+func (c *Config) services() (*grpcauth.Services, error) {
+	return grpcauth.NewServices(grpcauth.ServicesConfig{
+		Credentials: splitList(c.ServiceCredentials),
+		Identities:  splitList(c.ServiceIdentities),
+	})
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
 		}
 	}
-	// Never echo the value: it is a secret.
-	return nil, errors.New("--key-encryption-key must be base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)")
+	return out
 }

@@ -6,11 +6,10 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/tokencart/tokencart/internal/retryinfo"
 	"github.com/tokencart/tokencart/internal/sqldb"
 )
 
@@ -31,19 +30,18 @@ var (
 	errAccountGone        = status.Error(codes.NotFound, "account not found")
 	errShuttingDown       = status.Error(codes.Unavailable, "server shutting down; reconnect")
 	errUnavailableSigning = status.Error(codes.Unavailable, "no signing key available; retry shortly")
-	errHashBusy           = retryable(codes.ResourceExhausted, "too many password checks in progress; retry shortly", time.Second)
+	errHashBusy           = retryinfo.Error(codes.ResourceExhausted, "too many password checks in progress; retry shortly", time.Second)
+	errTokenScopeRefresh  = status.Error(codes.InvalidArgument, "scope REVOCATION_SCOPE_TOKEN revokes one access token: give an access token, or revoke the refresh token's session")
+	errUnknownScope       = status.Error(codes.InvalidArgument, "unknown revocation scope")
 	errStoreUnavailable   = status.Error(codes.Unavailable, "database unavailable; retry shortly")
 	errInternal           = status.Error(codes.Internal, "internal error")
 )
 
-// retryable returns a status error carrying a google.rpc.RetryInfo detail
-// that tells the client when to retry.
-func retryable(code codes.Code, msg string, after time.Duration) error {
-	st, err := status.New(code, msg).WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(after)})
-	if err != nil {
-		return status.Error(code, msg)
-	}
-	return st.Err()
+// limited is the refusal of a call over one of the service's limits:
+// ResourceExhausted naming the limit, with a RetryInfo saying when the
+// window that refused it closes.
+func limited(what string, retryAfter time.Duration) error {
+	return retryinfo.Error(codes.ResourceExhausted, what+"; retry later", retryAfter)
 }
 
 // rpcError turns what a handler failed with into the status the client

@@ -15,6 +15,7 @@ import (
 	"github.com/tokencart/tokencart/authsvc/authtest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
 	"github.com/tokencart/tokencart/internal/pgtest"
+	"github.com/tokencart/tokencart/internal/token"
 )
 
 func TestMain(m *testing.M) {
@@ -77,14 +78,14 @@ func wantCode(t *testing.T, what string, err error, want codes.Code) {
 type watcher struct {
 	msgs chan *authv1.WatchRevocationsResponse
 	err  chan error
-	// seen holds the revocations received by waitFor, by token id.
-	seen map[string]*authv1.Revocation
+	// seen holds the entries received by waitFor.
+	seen []*authv1.Revocation
 }
 
 func watch(t *testing.T, s *authtest.Server, cursor string) *watcher {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	stream, err := s.Client.WatchRevocations(ctx, &authv1.WatchRevocationsRequest{Cursor: cursor})
+	stream, err := s.ServiceClient.WatchRevocations(ctx, &authv1.WatchRevocationsRequest{Cursor: cursor})
 	if err != nil {
 		cancel()
 		t.Fatalf("WatchRevocations: %v", err)
@@ -92,7 +93,6 @@ func watch(t *testing.T, s *authtest.Server, cursor string) *watcher {
 	w := &watcher{
 		msgs: make(chan *authv1.WatchRevocationsResponse, 1024),
 		err:  make(chan error, 1),
-		seen: map[string]*authv1.Revocation{},
 	}
 	done := make(chan struct{})
 	go func() {
@@ -141,14 +141,40 @@ func (w *watcher) syncUp(t *testing.T) []*authv1.Revocation {
 	}
 }
 
-// waitFor reads messages until one has revoked tokenID.
-func (w *watcher) waitFor(t *testing.T, tokenID string, timeout time.Duration) *authv1.Revocation {
+// entryID is what a revocation entry names: the token id of a TOKEN
+// entry, the session id of a SESSION entry, the account of an ACCOUNT one.
+func entryID(r *authv1.Revocation) string {
+	switch r.GetKind() {
+	case authv1.RevocationKind_REVOCATION_KIND_SESSION:
+		return r.GetSessionId()
+	case authv1.RevocationKind_REVOCATION_KIND_ACCOUNT:
+		return r.GetSubject()
+	}
+	return r.GetTokenId()
+}
+
+// covers reports whether the entry r revokes a token with claims c.
+func covers(r *authv1.Revocation, c token.Claims) bool {
+	switch r.GetKind() {
+	case authv1.RevocationKind_REVOCATION_KIND_SESSION:
+		return c.SessionID != "" && r.GetSessionId() == c.SessionID
+	case authv1.RevocationKind_REVOCATION_KIND_ACCOUNT:
+		return r.GetSubject() == c.Subject && r.GetSessionsBefore().AsTime().After(c.CoveredBefore())
+	}
+	return r.GetTokenId() == c.TokenID
+}
+
+// waitFor reads messages until an entry revokes the token with claims c,
+// and returns that entry.
+func (w *watcher) waitFor(t *testing.T, c token.Claims, timeout time.Duration) *authv1.Revocation {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for w.seen[tokenID] == nil {
-		for _, r := range w.next(t, time.Until(deadline)).GetRevocations() {
-			w.seen[r.GetTokenId()] = r
+	for {
+		for _, r := range w.seen {
+			if covers(r, c) {
+				return r
+			}
 		}
+		w.seen = append(w.seen, w.next(t, time.Until(deadline)).GetRevocations()...)
 	}
-	return w.seen[tokenID]
 }

@@ -47,7 +47,8 @@ type hostileCase struct {
 func TestHostileClients(t *testing.T) {
 	forEachStore(t, func(t *testing.T, dsn string) {
 		s := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
-			c.LoginAccountLimit = 1000 // the failures below are counted, but must not throttle
+			// The failures below are counted, but must not throttle.
+			c.LoginAccountLimit, c.LoginAccountTotalLimit = 1000, 1000
 		}})
 		probe := openProbe(t, dsn)
 		ctx := t.Context()
@@ -110,7 +111,7 @@ func TestHostileClients(t *testing.T) {
 		}
 		watchFrom := func(cursor string) func(*testing.T) error {
 			return func(*testing.T) error {
-				stream, err := c.WatchRevocations(ctx, &authv1.WatchRevocationsRequest{Cursor: cursor})
+				stream, err := s.ServiceClient.WatchRevocations(ctx, &authv1.WatchRevocationsRequest{Cursor: cursor})
 				if err != nil {
 					return err
 				}
@@ -120,6 +121,9 @@ func TestHostileClients(t *testing.T) {
 		}
 
 		const ok = "valid-pass-1"
+		// A failed login counts once for the account and address, once for
+		// the account and once for the address.
+		const failed = 3
 		huge, nearly := strings.Repeat("a", mib), strings.Repeat("a", nearlyMiB)
 		cases := []hostileCase{
 			// Register: every refusal comes before the store is touched, or
@@ -151,17 +155,17 @@ func TestHostileClients(t *testing.T) {
 			// Login: every refusal is the same Unauthenticated, and counts
 			// one failure for the account (or malformed email) and one for
 			// the address.
-			{"Login/empty email", login("", ok), codes.Unauthenticated, 2},
-			{"Login/not an email", login("not-an-email", ok), codes.Unauthenticated, 2},
-			{"Login/255-byte email", login(strings.Repeat("a", 243)+"@example.com", ok), codes.Unauthenticated, 2},
-			{"Login/SQL email", login("' OR 1=1 --", ok), codes.Unauthenticated, 2},
-			{"Login/SQL password", login("alice@example.com", "' OR '1'='1' --"), codes.Unauthenticated, 2},
-			{"Login/empty password", login("alice@example.com", ""), codes.Unauthenticated, 2},
-			{"Login/7-character password", login("alice@example.com", "1234567"), codes.Unauthenticated, 2},
-			{"Login/257-character password", login("alice@example.com", strings.Repeat("p", 257)), codes.Unauthenticated, 2},
-			{"Login/other case and spaces, wrong password", login("  ALICE@Example.COM ", "wrong-pass-1"), codes.Unauthenticated, 2},
-			{"Login/nearly 1 MiB email", login(nearly+"@example.com", ok), codes.Unauthenticated, 2},
-			{"Login/nearly 1 MiB password", login("alice@example.com", nearly), codes.Unauthenticated, 2},
+			{"Login/empty email", login("", ok), codes.Unauthenticated, failed},
+			{"Login/not an email", login("not-an-email", ok), codes.Unauthenticated, failed},
+			{"Login/255-byte email", login(strings.Repeat("a", 243)+"@example.com", ok), codes.Unauthenticated, failed},
+			{"Login/SQL email", login("' OR 1=1 --", ok), codes.Unauthenticated, failed},
+			{"Login/SQL password", login("alice@example.com", "' OR '1'='1' --"), codes.Unauthenticated, failed},
+			{"Login/empty password", login("alice@example.com", ""), codes.Unauthenticated, failed},
+			{"Login/7-character password", login("alice@example.com", "1234567"), codes.Unauthenticated, failed},
+			{"Login/257-character password", login("alice@example.com", strings.Repeat("p", 257)), codes.Unauthenticated, failed},
+			{"Login/other case and spaces, wrong password", login("  ALICE@Example.COM ", "wrong-pass-1"), codes.Unauthenticated, failed},
+			{"Login/nearly 1 MiB email", login(nearly+"@example.com", ok), codes.Unauthenticated, failed},
+			{"Login/nearly 1 MiB password", login("alice@example.com", nearly), codes.Unauthenticated, failed},
 			{"Login/1 MiB email", login(huge+"@example.com", ok), codes.ResourceExhausted, 0},
 			{"Login/1 MiB password", login("alice@example.com", huge), codes.ResourceExhausted, 0},
 			{"Login/invalid UTF-8 email", raw(authv1.AuthService_Login_FullMethodName, "alic\xe9@example.com", authtest.Password), codes.InvalidArgument, 0},
@@ -226,7 +230,7 @@ func TestHostileClients(t *testing.T) {
 		// at GetMe; introspection never writes.
 		for _, fg := range f.forgeries(t) {
 			cases = append(cases, hostileCase{"IntrospectToken/" + fg.name, func(t *testing.T) error {
-				resp, err := c.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: fg.raw})
+				resp, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: fg.raw})
 				if err == nil && !proto.Equal(resp, &authv1.IntrospectTokenResponse{}) {
 					t.Errorf("IntrospectToken = %v, want only active=false", resp)
 				}
@@ -250,7 +254,7 @@ func TestHostileClients(t *testing.T) {
 			return err
 		}, codes.Internal, 0})
 		cases = append(cases, hostileCase{"IntrospectToken/1 MiB", func(*testing.T) error {
-			_, err := c.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: huge})
+			_, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: huge})
 			return err
 		}, codes.ResourceExhausted, 0})
 
@@ -260,7 +264,7 @@ func TestHostileClients(t *testing.T) {
 			"re-signed good token": f.sign(f.hdr, f.payload),
 			"8 KiB token":          f.sized(t, token.MaxSize),
 		} {
-			resp, err := c.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: tok})
+			resp, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: tok})
 			if err != nil || !resp.GetActive() {
 				t.Fatalf("control %s: IntrospectToken = %v, %v; want active", name, resp, err)
 			}
@@ -323,7 +327,7 @@ func TestHostileClients(t *testing.T) {
 			if n := probe.exec(t, "UPDATE users SET roles = $1 WHERE email = $2", token.RoleCustomer, authtest.AdminEmail); n != 1 {
 				t.Fatalf("demoted %d accounts", n)
 			}
-			intro, err := c.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: adminTok})
+			intro, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: adminTok})
 			if err != nil || !intro.GetActive() || !slices.Contains(intro.GetRoles(), token.RoleAdmin) {
 				t.Errorf("IntrospectToken of the demoted admin's token = %v, %v; want active with the admin role", intro, err)
 			}
@@ -348,7 +352,7 @@ func TestHostileClients(t *testing.T) {
 			}
 			_, err := c.GetMe(asDave, &authv1.GetMeRequest{})
 			wantCode(t, "GetMe of a deleted user", err, codes.NotFound)
-			intro, err := c.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: dave.GetAccessToken()})
+			intro, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: dave.GetAccessToken()})
 			if err != nil || !intro.GetActive() || intro.GetSubject() != u.GetId() {
 				t.Errorf("IntrospectToken of a deleted user's token = %v, %v; want active until it expires or is revoked", intro, err)
 			}
@@ -361,7 +365,7 @@ func TestHostileClients(t *testing.T) {
 			if _, err := c.Logout(asDave, &authv1.LogoutRequest{}); err != nil {
 				t.Fatalf("Logout of a deleted user: %v", err)
 			}
-			intro, err = c.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: dave.GetAccessToken()})
+			intro, err = s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: dave.GetAccessToken()})
 			if err != nil || intro.GetActive() {
 				t.Errorf("IntrospectToken after the token's revocation = %v, %v; want inactive", intro, err)
 			}

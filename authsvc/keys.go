@@ -28,6 +28,11 @@ const (
 // store has been unreachable since start, or every key failed to decrypt.
 var errNoSigningKey = errors.New("no active signing key")
 
+// maxRotatedKeys is the most keys that may be published when
+// RotateSigningKey adds one: a few below token.MaxKeys, the most a
+// consumer accepts, so that scheduled rotations always have room.
+const maxRotatedKeys = token.MaxKeys - 4
+
 // keyManager owns the signing keys of one replica: it loads them from the
 // store, rotates them (one replica at a time, by compare-and-set in the
 // store), withdraws the old ones, and answers with the current signer and
@@ -120,8 +125,14 @@ func (m *keyManager) refresh(ctx context.Context) error {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
 	now := m.now()
-	// A key is added to an empty store, and when the newest is due.
-	if i := slices.IndexFunc(keys, func(k StoredKey) bool { return k.ID == newestID }); i < 0 || !now.Before(keys[i].CreateTime.Add(m.rotateEvery)) {
+	// A key is added to an empty store, and when the newest is due (unless
+	// consumers would refuse the key set it makes).
+	i := slices.IndexFunc(keys, func(k StoredKey) bool { return k.ID == newestID })
+	switch live, _ := m.published(keys, now); {
+	case i >= 0 && now.Before(keys[i].CreateTime.Add(m.rotateEvery)):
+	case live >= token.MaxKeys:
+		m.log.WarnContext(ctx, "scheduled key rotation skipped: the key set holds as many keys as consumers accept", "keys", live)
+	default:
 		keys, _, err = m.add(ctx, newestID, now)
 	}
 	if err != nil {
@@ -130,16 +141,21 @@ func (m *keyManager) refresh(ctx context.Context) error {
 	return m.install(ctx, keys, now)
 }
 
-// rotate adds a new key now, whatever the schedule, and returns it.
+// rotate adds a new key now, whatever the schedule, and returns it. It
+// refuses while maxRotatedKeys keys are published, saying when the next
+// one is withdrawn.
 func (m *keyManager) rotate(ctx context.Context) (StoredKey, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for range 5 {
-		_, prev, err := m.store.SigningKeys(ctx)
+		keys, prev, err := m.store.SigningKeys(ctx)
 		if err != nil {
 			return StoredKey{}, fmt.Errorf("load signing keys: %w", err)
 		}
 		now := m.now()
+		if live, next := m.published(keys, now); live >= maxRotatedKeys {
+			return StoredKey{}, limited(fmt.Sprintf("the key set holds %d keys, as many as rotation may publish", live), next.Sub(now))
+		}
 		keys, added, err := m.add(ctx, prev, now)
 		if err != nil {
 			return StoredKey{}, err
@@ -188,6 +204,69 @@ func (m *keyManager) add(ctx context.Context, prevID string, now time.Time) (key
 	return keys, added, nil
 }
 
+// published returns how many of keys, sorted by activate time, are
+// published at now (not withdrawn), and when the next of them is withdrawn
+// (now if none will be).
+func (m *keyManager) published(keys []StoredKey, now time.Time) (int, time.Time) {
+	live, next := 0, time.Time{}
+	for i := range keys {
+		if i+1 < len(keys) {
+			withdraw := keys[i+1].ActivateTime.Add(m.retention)
+			if !now.Before(withdraw) {
+				continue
+			}
+			if next.IsZero() || withdraw.Before(next) {
+				next = withdraw
+			}
+		}
+		live++
+	}
+	if next.IsZero() {
+		next = now
+	}
+	return live, next
+}
+
+// encryptStored seals under the key-encryption key every stored private
+// key that is stored unencrypted: keys created before a key-encryption key
+// was configured. Without a key-encryption key it does nothing.
+func (m *keyManager) encryptStored(ctx context.Context) error {
+	if m.aead == nil {
+		return nil
+	}
+	keys, _, err := m.store.SigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	n := 0
+	for _, k := range keys {
+		if k.Encryption != encryptionNone {
+			continue
+		}
+		priv, err := m.open(k)
+		if err != nil {
+			return err
+		}
+		sealed, enc, err := m.seal(token.SigningKey{ID: k.ID, Private: priv})
+		if err != nil {
+			return err
+		}
+		switch err := m.store.ResealSigningKey(ctx, k.ID, encryptionNone, sealed, enc); {
+		case errors.Is(err, ErrConflict):
+			// Another replica starting with the same key did it first.
+		case err != nil:
+			return fmt.Errorf("encrypt stored signing key %s: %w", k.ID, err)
+		default:
+			n++
+		}
+	}
+	if n > 0 {
+		m.log.WarnContext(ctx, "signing keys that were stored unencrypted are now encrypted with --key-encryption-key; "+
+			"copies of the plaintext may remain in database backups and free pages until they are vacuumed", "keys", n)
+	}
+	return nil
+}
+
 // install computes the snapshot for now from keys, sorted by activate time,
 // installs it and deletes the withdrawn keys.
 func (m *keyManager) install(ctx context.Context, keys []StoredKey, now time.Time) error {
@@ -197,9 +276,21 @@ func (m *keyManager) install(ctx context.Context, keys []StoredKey, now time.Tim
 	pubs := make(map[string]ed25519.PublicKey, len(keys))
 	var signer *token.SigningKey
 	var withdrawn []string
+	// Rotation never publishes more than token.MaxKeys; should the store
+	// hold more live keys (written by an older version), the oldest are left
+	// out, since consumers refuse a larger key set altogether.
+	live, _ := m.published(keys, now)
+	skip := max(0, live-token.MaxKeys)
+	if skip > 0 {
+		m.log.ErrorContext(ctx, "more live signing keys than consumers accept; publishing the newest only", "keys", live, "max", token.MaxKeys)
+	}
 	for i, k := range keys {
 		if i+1 < len(keys) && !now.Before(keys[i+1].ActivateTime.Add(m.retention)) {
 			withdrawn = append(withdrawn, k.ID)
+			continue
+		}
+		if skip > 0 {
+			skip--
 			continue
 		}
 		if len(k.PublicKey) != ed25519.PublicKeySize {

@@ -1,14 +1,19 @@
 package authsvc_test
 
 import (
+	"bytes"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tokencart/tokencart/authsvc"
@@ -25,15 +30,21 @@ import (
 // and every token must stay valid on both replicas afterwards.
 func TestKeyRotationLosesNoToken(t *testing.T) {
 	forEachStore(t, func(t *testing.T, dsn string) {
-		a, b := startPair(t, dsn, func(c *authsvc.Config) { c.KeyPublishDelay = time.Second })
+		a, b := startPair(t, dsn, func(c *authsvc.Config) { c.KeyPublishDelay = 2 * time.Second })
 		replicas := []*authtest.Server{a, b}
 		ctx := t.Context()
 		admin := authtest.WithToken(ctx, a.AdminToken(t))
 		email := "rotating@example.com"
 		a.Register(t, email)
 
-		var tokens []string
-		kids := map[string]bool{}
+		// A token of the first key, before any rotation: on a slow machine
+		// a rotated key may already sign the first login after it.
+		tokens := []string{a.Login(t, email).GetAccessToken()}
+		firstKid, err := token.KeyID(tokens[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		kids := map[string]bool{firstKid: true}
 		activate := map[string]time.Time{}
 		pending, rotations := "", 0
 		for i := 0; rotations < 3 || pending != ""; i++ {
@@ -77,7 +88,7 @@ func TestKeyRotationLosesNoToken(t *testing.T) {
 				if _, err := s.Client.GetMe(authtest.WithToken(ctx, raw), &authv1.GetMeRequest{}); err != nil {
 					t.Errorf("token %d refused after rotations: %v", i, err)
 				}
-				if r, err := s.Client.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: raw}); err != nil || !r.GetActive() {
+				if r, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: raw}); err != nil || !r.GetActive() {
 					t.Errorf("token %d inactive after rotations: %v, %v", i, r, err)
 				}
 			}
@@ -128,7 +139,7 @@ func TestRetiredKeyRefused(t *testing.T) {
 		})
 		_, err = s.Client.GetMe(authtest.WithToken(ctx, old), &authv1.GetMeRequest{})
 		wantCode(t, "GetMe with a token of a withdrawn key", err, codes.Unauthenticated)
-		if r, err := s.Client.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: old}); err != nil || !proto.Equal(r, &authv1.IntrospectTokenResponse{}) {
+		if r, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: old}); err != nil || !proto.Equal(r, &authv1.IntrospectTokenResponse{}) {
 			t.Errorf("IntrospectToken = %v, %v; want inactive", r, err)
 		}
 		v, err := token.NewVerifier(token.VerifierConfig{
@@ -199,4 +210,110 @@ func TestReplicasStartingTogether(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRotationBounded: RotateSigningKey is limited per hour across
+// replicas, and never grows the key set past what consumers accept.
+func TestRotationBounded(t *testing.T) {
+	t.Run("rate", func(t *testing.T) {
+		t.Parallel()
+		dsn := t.TempDir() + "/authsvc.db"
+		a, b := startPair(t, dsn, func(c *authsvc.Config) { c.KeyRotationLimit = 2 })
+		admin := authtest.WithToken(t.Context(), a.AdminToken(t))
+		for i, s := range []*authtest.Server{a, b, a} {
+			_, err := s.Client.RotateSigningKey(admin, &authv1.RotateSigningKeyRequest{})
+			want := codes.OK
+			if i == 2 {
+				want = codes.ResourceExhausted
+			}
+			wantCode(t, fmt.Sprint("rotation ", i+1, " (limit 2 per hour, across replicas)"), err, want)
+			if want == codes.ResourceExhausted {
+				if d := retryDelay(t, err); d <= 0 || d > time.Hour {
+					t.Errorf("retry delay %v", d)
+				}
+			}
+		}
+	})
+	t.Run("cap", func(t *testing.T) {
+		t.Parallel()
+		s := authtest.Start(t, authtest.Options{Configure: func(c *authsvc.Config) { c.KeyRotationLimit = 1000 }})
+		admin := authtest.WithToken(t.Context(), s.AdminToken(t))
+		refused := 0
+		for range token.MaxKeys + 10 {
+			_, err := s.Client.RotateSigningKey(admin, &authv1.RotateSigningKeyRequest{})
+			switch status.Code(err) {
+			case codes.OK:
+			case codes.ResourceExhausted:
+				refused++
+				retryDelay(t, err)
+			default:
+				t.Fatalf("RotateSigningKey: %v", err)
+			}
+		}
+		resp, err := s.Client.GetKeySet(t.Context(), &authv1.GetKeySetRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := token.ParseKeySet([]byte(resp.GetJwksJson()))
+		if err != nil {
+			t.Fatalf("the key set after %d rotations does not parse as a consumer would: %v", token.MaxKeys+10, err)
+		}
+		if refused == 0 || set.Len() > token.MaxKeys || len(resp.GetJwksJson()) > token.MaxKeySetSize {
+			t.Errorf("%d rotations refused; key set of %d keys, %d bytes (consumers accept %d keys, %d bytes)",
+				refused, set.Len(), len(resp.GetJwksJson()), token.MaxKeys, token.MaxKeySetSize)
+		}
+	})
+}
+
+// TestKeyEncryptionKeyAddedLater: signing keys stored while authsvc ran
+// without a key-encryption key are encrypted when it starts with one, and
+// keep signing and verifying; a key-encryption key that is not random is
+// refused.
+func TestKeyEncryptionKeyAddedLater(t *testing.T) {
+	forEachStore(t, func(t *testing.T, dsn string) {
+		plain := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) { c.KeyEncryptionKey = "" }})
+		probe := openProbe(t, dsn)
+		_, tok := plain.NewCustomer(t)
+		encryption := func() []string {
+			var out []string
+			rows, err := probe.db.QueryContext(t.Context(), "SELECT private_key_encryption FROM signing_keys")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var e string
+				if err := rows.Scan(&e); err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, e)
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		if got := encryption(); !slices.Equal(got, []string{"none"}) {
+			t.Fatalf("keys stored without a key-encryption key: %v", got)
+		}
+		sealed := authtest.Start(t, authtest.Options{DSN: dsn}) // with authtest.TestKeyEncryptionKey
+		if got := encryption(); !slices.Equal(got, []string{"aes-256-gcm"}) {
+			t.Errorf("after a start with a key-encryption key: %v, want every key encrypted", got)
+		}
+		if _, err := sealed.Client.GetMe(authtest.WithToken(t.Context(), tok), &authv1.GetMeRequest{}); err != nil {
+			t.Errorf("a token of the re-encrypted key: %v", err)
+		}
+		_, fresh := sealed.NewCustomer(t)
+		if _, err := sealed.Client.GetMe(authtest.WithToken(t.Context(), fresh), &authv1.GetMeRequest{}); err != nil {
+			t.Errorf("a token signed with the re-encrypted key: %v", err)
+		}
+	})
+	for name, kek := range map[string][]byte{"all zero": make([]byte, 32), "one repeated byte": bytes.Repeat([]byte{7}, 32)} {
+		cfg := authtest.Config()
+		cfg.DSN = "x.db"
+		cfg.KeyEncryptionKey = base64.StdEncoding.EncodeToString(kek)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--key-encryption-key") {
+			t.Errorf("%s key-encryption key: %v, want an error naming the flag", name, err)
+		}
+	}
 }

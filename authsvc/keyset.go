@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -42,6 +43,10 @@ func (s *Service) RotateSigningKey(ctx context.Context, _ *authv1.RotateSigningK
 
 func (s *Service) rotateSigningKey(ctx context.Context) (*authv1.RotateSigningKeyResponse, error) {
 	if err := grpcauth.RequireRole(ctx, token.RoleAdmin); err != nil {
+		return nil, err
+	}
+	if err := s.countCall(ctx, "rotate-signing-key:", s.now(), s.cfg.KeyRotationLimit, time.Hour,
+		"too many signing key rotations"); err != nil {
 		return nil, err
 	}
 	k, err := s.keys.rotate(ctx)

@@ -69,7 +69,8 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := authtest.Start(t, authtest.Options{DSN: dsn, Logger: log, Configure: func(c *authsvc.Config) {
 		c.KeyEncryptionKey = kekText
-		c.RefreshReuseGrace = 0 // any second use of a refresh token is a replay
+		c.Serve.LogAllRefusals = true // every refusal's line is checked
+		c.RefreshReuseGrace = 0       // any second use of a refresh token is a replay
 		c.LoginAccountLimit = 3
 	}})
 	c := s.Client
@@ -108,7 +109,7 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 	if _, err := c.GetMe(asFirst, &authv1.GetMeRequest{}); err != nil {
 		t.Errorf("GetMe: %v", err)
 	}
-	if r, err := c.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: first.GetAccessToken()}); err != nil || !r.GetActive() {
+	if r, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: first.GetAccessToken()}); err != nil || !r.GetActive() {
 		t.Errorf("IntrospectToken = %v, %v", r, err)
 	}
 	refreshed, err := c.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: first.GetRefreshToken()})
@@ -120,7 +121,7 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 	_, err = c.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: first.GetRefreshToken()})
 	wantCode(t, "a replayed refresh token", err, codes.Unauthenticated)
 	_, err = c.GetMe(authtest.WithToken(ctx, refreshed.GetAccessToken()), &authv1.GetMeRequest{})
-	wantCode(t, "GetMe with a token of the replayed family", err, codes.Unauthenticated)
+	wantCode(t, "GetMe with a token of the replayed session", err, codes.Unauthenticated)
 
 	// Failed logins, until the account is throttled.
 	const victim = "throttled@example.com"
@@ -152,7 +153,7 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 			wantCode(t, "GetMe with a forged token ("+fg.name+")", err, codes.Unauthenticated)
 		}
 		if len(fg.raw) < 1<<19 {
-			if _, err := c.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: fg.raw}); err != nil {
+			if _, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: fg.raw}); err != nil {
 				t.Errorf("IntrospectToken of a forged token (%s): %v", fg.name, err)
 			}
 		}
@@ -169,7 +170,7 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed.waitFor(t, thirdClaims.TokenID, 5*time.Second)
+	feed.waitFor(t, thirdClaims, 5*time.Second)
 	admin := s.AdminToken(t)
 	found.AddToken("admin access token", admin)
 	found.Add("admin password", authtest.Password)
@@ -213,11 +214,11 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 			return err
 		},
 		"IntrospectToken": func() error {
-			_, err := c.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: fourth.GetAccessToken()})
+			_, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: fourth.GetAccessToken()})
 			return err
 		},
 		"WatchRevocations": func() error {
-			stream, err := c.WatchRevocations(ctx, &authv1.WatchRevocationsRequest{})
+			stream, err := s.ServiceClient.WatchRevocations(ctx, &authv1.WatchRevocationsRequest{})
 			if err != nil {
 				return err
 			}

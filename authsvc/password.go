@@ -47,34 +47,60 @@ var errHasherBusy = errors.New("password hasher busy")
 // hasher hashes and checks passwords with argon2id, at most a fixed number
 // at a time: each hash holds Memory KiB for tens of milliseconds, so an
 // unbounded number of concurrent logins would exhaust memory and CPU.
+// Registrations may hold only half of the slots (at least one), so a flood
+// of them, however many addresses it comes from, leaves logins room.
 type hasher struct {
 	params Argon2Params
 	// slots holds one token per hash in progress.
 	slots chan struct{}
-	wait  time.Duration
+	// lowSlots holds one token per registration hash in progress or
+	// waiting for a slot.
+	lowSlots chan struct{}
+	wait     time.Duration
 }
 
 func newHasher(p Argon2Params, concurrency int, wait time.Duration) *hasher {
-	return &hasher{params: p, slots: make(chan struct{}, concurrency), wait: wait}
+	return &hasher{
+		params:   p,
+		slots:    make(chan struct{}, concurrency),
+		lowSlots: make(chan struct{}, max(1, concurrency/2)),
+		wait:     wait,
+	}
 }
 
 // acquire takes a hashing slot, waiting up to h.wait for one.
 func (h *hasher) acquire(ctx context.Context) (release func(), err error) {
+	return take(ctx, h.slots, h.wait)
+}
+
+// take puts a token into slots, waiting up to wait for room.
+func take(ctx context.Context, slots chan struct{}, wait time.Duration) (release func(), err error) {
 	select {
-	case h.slots <- struct{}{}:
-		return func() { <-h.slots }, nil
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
 	default:
 	}
-	t := time.NewTimer(h.wait)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
-	case h.slots <- struct{}{}:
-		return func() { <-h.slots }, nil
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
 	case <-t.C:
 		return nil, errHasherBusy
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// hashLow is hash for registrations: it first takes one of the slots
+// registrations may hold, so that they never hold them all.
+func (h *hasher) hashLow(ctx context.Context, password string) (string, error) {
+	release, err := take(ctx, h.lowSlots, h.wait)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	return h.hash(ctx, password)
 }
 
 // hash returns the PHC string of password's argon2id hash under a new

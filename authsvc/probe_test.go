@@ -21,10 +21,11 @@ type storeProbe struct {
 }
 
 // stateTables are the tables a refused request must leave as they were.
-// login_failures is apart: counting failed logins is the point of it.
+// login_failures and call_counts are apart: counting failed logins, and
+// the calls that limits count, is the point of them.
 var stateTables = []string{
-	"users", "refresh_families", "refresh_tokens", "family_access_tokens",
-	"revocations", "signing_keys", "signing_key_head",
+	"users", "sessions", "revocation_entries", "revocation_head", "login_addresses",
+	"signing_keys", "signing_key_head",
 }
 
 func openProbe(t testing.TB, dsn string) *storeProbe {
@@ -146,6 +147,16 @@ func (p *storeProbe) failures(t testing.TB, prefix string) int {
 	var n int
 	if err := p.db.QueryRowContext(t.Context(),
 		"SELECT COALESCE(SUM(failures), 0) FROM login_failures WHERE throttle_key LIKE $1", prefix+"%").Scan(&n); err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	return n
+}
+
+// rows returns the number of rows in table.
+func (p *storeProbe) rows(t testing.TB, table string) int {
+	t.Helper()
+	var n int
+	if err := p.db.QueryRowContext(t.Context(), "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
 		t.Fatalf("probe: %v", err)
 	}
 	return n

@@ -16,7 +16,7 @@ import (
 	"github.com/tokencart/tokencart/internal/token"
 )
 
-// revocationBatch bounds the revocations read, and sent, at once.
+// revocationBatch bounds the revocation entries read, and sent, at once.
 const revocationBatch = 500
 
 // revocationFeed wakes the WatchRevocations streams of one replica when
@@ -96,13 +96,99 @@ func decodeCursor(c string) (int64, error) {
 	return seq, nil
 }
 
-// WatchRevocations implements authv1.AuthServiceServer.
+// policy is the bound on an account's revocation entries, for a revocation
+// recorded at now.
+func (s *Service) policy(now time.Time) RevocationPolicy {
+	return RevocationPolicy{
+		MaxEntriesPerAccount: s.cfg.RevocationsPerAccount,
+		// A token issued until now expires by now + its lifetime (a longer
+		// lifetime configured earlier is covered by the store, which also
+		// takes the newest access token of the account's sessions).
+		AccountExpire: now.Add(s.cfg.TokenLifetime + token.MaxLeeway),
+	}
+}
+
+// revokeSession revokes session sid, reports whether it recorded an entry,
+// and wakes this replica's revocation streams. The claims of a token of the
+// session, when the caller has them, revoke it even if the store no longer
+// holds the session (its account was deleted).
+func (s *Service) revokeSession(ctx context.Context, sid string, of ...token.Claims) (bool, error) {
+	now := s.now()
+	r := Revocation{Kind: RevokedSession, ID: sid, RevokeTime: now}
+	if len(of) > 0 {
+		r.Subject, r.ExpireTime = of[0].Subject, of[0].Expiry
+	}
+	revoked, err := s.store.RevokeSession(ctx, r, s.policy(now))
+	if err != nil {
+		return false, fmt.Errorf("revoke session: %w", err)
+	}
+	if revoked {
+		s.metrics.revocations.WithLabelValues("session").Inc()
+		s.feed.notify()
+	}
+	return revoked, nil
+}
+
+// revokeSingle revokes the one access token with claims c.
+func (s *Service) revokeSingle(ctx context.Context, c token.Claims) error {
+	now := s.now()
+	err := s.store.RevokeToken(ctx, Revocation{
+		Kind: RevokedToken, ID: c.TokenID, Subject: c.Subject, SessionID: c.SessionID,
+		ExpireTime: c.Expiry, RevokeTime: now,
+	}, s.policy(now))
+	if err != nil {
+		return fmt.Errorf("revoke access token: %w", err)
+	}
+	s.metrics.revocations.WithLabelValues("token").Inc()
+	s.feed.notify()
+	return nil
+}
+
+// revokeAccount revokes every session of the account userID.
+func (s *Service) revokeAccount(ctx context.Context, userID string) error {
+	now := s.now()
+	if _, err := s.store.RevokeAccount(ctx, userID, now, s.policy(now)); err != nil {
+		return fmt.Errorf("revoke account: %w", err)
+	}
+	s.metrics.revocations.WithLabelValues("account").Inc()
+	s.feed.notify()
+	return nil
+}
+
+// tokenRef is what the store's revocation check needs of claims c.
+func tokenRef(c token.Claims) TokenRef {
+	return TokenRef{TokenID: c.TokenID, SessionID: c.SessionID, Subject: c.Subject, CoveredBefore: c.CoveredBefore()}
+}
+
+// revocationProto is r as the feed sends it.
+func revocationProto(r Revocation) *authv1.Revocation {
+	p := &authv1.Revocation{
+		Subject:    r.Subject,
+		SessionId:  r.SessionID,
+		ExpireTime: timestamppb.New(r.ExpireTime),
+		RevokeTime: timestamppb.New(r.RevokeTime),
+	}
+	switch r.Kind {
+	case RevokedToken:
+		p.Kind, p.TokenId = authv1.RevocationKind_REVOCATION_KIND_TOKEN, r.ID
+	case RevokedSession:
+		p.Kind, p.SessionId = authv1.RevocationKind_REVOCATION_KIND_SESSION, r.ID
+	case RevokedAccount:
+		p.Kind, p.SessionsBefore = authv1.RevocationKind_REVOCATION_KIND_ACCOUNT, timestamppb.New(r.SessionsBefore)
+	}
+	return p
+}
+
+// WatchRevocations implements authv1.AuthServiceServer. Only services get
+// here (the auth function), at most RevocationStreamsPerConnection streams
+// per client connection and MaxRevocationStreams in all.
 //
-// Delay: a revocation recorded by this replica is sent at once; one
-// recorded by another replica within RevocationPollInterval (200ms by
-// default) plus a store round trip. Ordering: the store assigns sequence
-// numbers in commit order (see RevocationStore.RevocationsAfter), so
-// following "seq > cursor" never skips a revocation.
+// Delay: an entry recorded by this replica is sent at once; one recorded
+// by another replica within RevocationPollInterval (200ms by default) plus
+// a store round trip. Ordering: the store assigns sequence numbers in
+// commit order (see RevocationStore.RevocationsAfter), so following
+// "seq > cursor" never skips an entry. A replay from an empty cursor is the
+// current state: the unexpired entries, bounded per account.
 func (s *Service) WatchRevocations(req *authv1.WatchRevocationsRequest, stream authv1.AuthService_WatchRevocationsServer) error {
 	return s.rpcError(stream.Context(), s.watchRevocations(req, stream))
 }
@@ -113,6 +199,11 @@ func (s *Service) watchRevocations(req *authv1.WatchRevocationsRequest, stream a
 	if err != nil {
 		return err
 	}
+	release, err := s.streams.acquire(connectionOf(ctx))
+	if err != nil {
+		return err
+	}
+	defer release()
 	last, err := s.store.LastRevocationSeq(ctx)
 	if err != nil {
 		return fmt.Errorf("read revocation sequence: %w", err)
@@ -140,12 +231,7 @@ func (s *Service) watchRevocations(req *authv1.WatchRevocationsRequest, stream a
 			}
 			batch := make([]*authv1.Revocation, len(revs))
 			for i, r := range revs {
-				batch[i] = &authv1.Revocation{
-					TokenId:    r.TokenID,
-					Subject:    r.Subject,
-					ExpireTime: timestamppb.New(r.ExpireTime),
-					RevokeTime: timestamppb.New(r.RevokeTime),
-				}
+				batch[i] = revocationProto(r)
 			}
 			cursor = revs[len(revs)-1].Seq
 			if err := send(batch); err != nil {
@@ -176,7 +262,8 @@ func (s *Service) watchRevocations(req *authv1.WatchRevocationsRequest, stream a
 	}
 }
 
-// IntrospectToken implements authv1.AuthServiceServer.
+// IntrospectToken implements authv1.AuthServiceServer. Only services get
+// here (the auth function), as RFC 7662 section 2.1 asks.
 func (s *Service) IntrospectToken(ctx context.Context, req *authv1.IntrospectTokenRequest) (*authv1.IntrospectTokenResponse, error) {
 	resp, err := s.introspectToken(ctx, req)
 	return resp, s.rpcError(ctx, err)
@@ -190,7 +277,7 @@ func (s *Service) introspectToken(ctx context.Context, req *authv1.IntrospectTok
 	if err != nil {
 		return &authv1.IntrospectTokenResponse{}, nil //nolint:nilerr // an invalid token is simply not active (RFC 7662 §2.2)
 	}
-	revoked, err := s.store.IsRevoked(ctx, c.TokenID)
+	revoked, err := s.store.IsRevoked(ctx, tokenRef(c))
 	if err != nil {
 		return nil, fmt.Errorf("check revocation: %w", err)
 	}
@@ -207,6 +294,7 @@ func (s *Service) introspectToken(ctx context.Context, req *authv1.IntrospectTok
 		Issuer:     c.Issuer,
 		Audience:   c.Audience,
 		TokenType:  "Bearer",
+		SessionId:  c.SessionID,
 	}
 	if !c.NotBefore.IsZero() {
 		resp.NotBeforeTime = timestamppb.New(c.NotBefore)

@@ -12,6 +12,7 @@ import (
 	"github.com/tokencart/tokencart/authsvc"
 	"github.com/tokencart/tokencart/authsvc/authtest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/token"
 )
 
 // TestWatchRevocations covers replay from the start and from a cursor,
@@ -20,7 +21,8 @@ func TestWatchRevocations(t *testing.T) {
 	s := authtest.Start(t, authtest.Options{})
 	ctx := t.Context()
 	u, _ := s.NewCustomer(t)
-	logout := func() string {
+	// logout logs in and out, and returns the token's claims.
+	logout := func() token.Claims {
 		login := s.Login(t, u.GetEmail())
 		if _, err := s.Client.Logout(authtest.WithToken(ctx, login.GetAccessToken()), &authv1.LogoutRequest{}); err != nil {
 			t.Fatal(err)
@@ -29,11 +31,17 @@ func TestWatchRevocations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c.TokenID
+		return c
 	}
 	ids := func(revs []*authv1.Revocation) (out []string) {
 		for _, r := range revs {
-			out = append(out, r.GetTokenId())
+			out = append(out, entryID(r))
+		}
+		return out
+	}
+	sids := func(cs ...token.Claims) (out []string) {
+		for _, c := range cs {
+			out = append(out, c.SessionID)
 		}
 		return out
 	}
@@ -42,23 +50,23 @@ func TestWatchRevocations(t *testing.T) {
 	if got := empty.syncUp(t); len(got) != 0 {
 		t.Errorf("replay of an empty feed: %v", got)
 	}
-	first := []string{logout(), logout(), logout()}
+	first := []token.Claims{logout(), logout(), logout()}
 	w := watch(t, s, "")
-	if got := ids(w.syncUp(t)); !slices.Equal(got, first) {
-		t.Fatalf("replay = %v, want %v in order", got, first)
+	if got := ids(w.syncUp(t)); !slices.Equal(got, sids(first...)) {
+		t.Fatalf("replay = %v, want the sessions %v in order", got, sids(first...))
 	}
 	hb := w.next(t, 2*time.Second)
 	if len(hb.GetRevocations()) != 0 || hb.GetHeartbeatInterval().AsDuration() != s.Config.RevocationHeartbeat || hb.GetCursor() == "" {
 		t.Errorf("heartbeat = %v", hb)
 	}
-	for _, id := range first {
-		empty.waitFor(t, id, 5*time.Second)
+	for _, c := range first {
+		empty.waitFor(t, c, 5*time.Second)
 	}
 
 	fourth := logout()
 	resumed := watch(t, s, hb.GetCursor())
-	if got := ids(resumed.syncUp(t)); !slices.Equal(got, []string{fourth}) {
-		t.Errorf("replay from the cursor = %v, want [%s]", got, fourth)
+	if got := ids(resumed.syncUp(t)); !slices.Equal(got, sids(fourth)) {
+		t.Errorf("replay from the cursor = %v, want [%s]", got, fourth.SessionID)
 	}
 
 	for name, cursor := range map[string]string{
@@ -68,7 +76,7 @@ func TestWatchRevocations(t *testing.T) {
 		// a sequence number the store never reached.
 		"from the future": base64.RawURLEncoding.EncodeToString([]byte("rv1:999999")),
 	} {
-		stream, err := s.Client.WatchRevocations(ctx, &authv1.WatchRevocationsRequest{Cursor: cursor})
+		stream, err := s.ServiceClient.WatchRevocations(ctx, &authv1.WatchRevocationsRequest{Cursor: cursor})
 		if err == nil {
 			_, err = stream.Recv()
 		}
@@ -82,21 +90,18 @@ func TestWatchRevocations(t *testing.T) {
 func TestRevocationDelayBetweenReplicas(t *testing.T) {
 	forEachStore(t, func(t *testing.T, dsn string) {
 		poll := authsvc.DefaultConfig().RevocationPollInterval
-		a, b := startPair(t, dsn, func(c *authsvc.Config) { c.RevocationPollInterval = poll })
+		a, b := startPair(t, dsn, func(c *authsvc.Config) {
+			c.RevocationPollInterval = poll
+			c.Serve.MaxConnectionAge = time.Hour // one stream for the whole measurement
+		})
 		ctx := t.Context()
 		u, _ := a.NewCustomer(t)
-		refresh := a.Login(t, u.GetEmail()).GetRefreshToken()
 		feed := watch(t, b, "")
 		feed.syncUp(t)
 		verify := a.Verifier(t, a.KeySet(t))
 		var delays []time.Duration
 		for range 10 {
-			// RefreshToken mints a token without an argon2id hash.
-			r, err := a.Client.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: refresh})
-			if err != nil {
-				t.Fatal(err)
-			}
-			refresh = r.GetRefreshToken()
+			r := a.Login(t, u.GetEmail()) // a session for each logout
 			c, err := verify.Verify(r.GetAccessToken())
 			if err != nil {
 				t.Fatal(err)
@@ -109,7 +114,7 @@ func TestRevocationDelayBetweenReplicas(t *testing.T) {
 			if _, err := a.Client.Logout(authtest.WithToken(ctx, r.GetAccessToken()), &authv1.LogoutRequest{}); err != nil {
 				t.Fatal(err)
 			}
-			feed.waitFor(t, c.TokenID, 5*time.Second)
+			feed.waitFor(t, c, 5*time.Second)
 			delays = append(delays, time.Since(start))
 		}
 		slices.Sort(delays)

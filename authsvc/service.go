@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"google.golang.org/grpc"
 
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
 	"github.com/tokencart/tokencart/internal/grpcauth"
@@ -17,13 +21,20 @@ import (
 )
 
 // PublicMethods are the AuthService methods callable without an access
-// token. Every other method requires one (serve.WithAuth is fail-closed).
+// token. Every other method requires one (serve.WithAuth is fail-closed),
+// except ServiceMethods.
 var PublicMethods = []string{
 	authv1.AuthService_Register_FullMethodName,
 	authv1.AuthService_Login_FullMethodName,
 	authv1.AuthService_RefreshToken_FullMethodName,
-	authv1.AuthService_IntrospectToken_FullMethodName,
 	authv1.AuthService_GetKeySet_FullMethodName,
+}
+
+// ServiceMethods are the AuthService methods for services: they require a
+// service identity (a service credential, or an allowed client
+// certificate), never a user's token.
+var ServiceMethods = []string{
+	authv1.AuthService_IntrospectToken_FullMethodName,
 	authv1.AuthService_WatchRevocations_FullMethodName,
 }
 
@@ -44,11 +55,14 @@ type Service struct {
 	keys     *keyManager
 	verifier *token.Verifier
 	feed     *revocationFeed
+	services *grpcauth.Services
+	guard    *grpcauth.Guard
+	streams  *streamLimiter
+	refusals *refusals
+	metrics  *metrics
 	// dummyHash is checked against for unknown emails, so that they cost
 	// as much as a wrong password.
 	dummyHash string
-	// bootstrapAdmin is cfg.BootstrapAdmin normalised, "" when unset.
-	bootstrapAdmin string
 
 	// stopping is closed when Run winds down; it ends WatchRevocations.
 	stopping chan struct{}
@@ -56,8 +70,9 @@ type Service struct {
 }
 
 // New returns a Service over store, which it does not close. It loads the
-// signing keys (creating the first one in an empty store) and grants the
-// bootstrap admin its role, so a Service that New returns can sign at once.
+// signing keys (creating the first one in an empty store, and encrypting
+// stored ones that are not when a key-encryption key is set) and sets up
+// the bootstrap admin, so a Service that New returns can sign at once.
 // Call Run to keep keys, revocations and pruning going.
 func New(ctx context.Context, cfg Config, store Store, log *slog.Logger) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
@@ -71,6 +86,16 @@ func New(ctx context.Context, cfg Config, store Store, log *slog.Logger) (*Servi
 	if now == nil {
 		now = time.Now
 	}
+	services, err := cfg.services()
+	if err != nil {
+		return nil, err
+	}
+	guard, err := grpcauth.NewGuard(grpcauth.GuardConfig{
+		Failures: cfg.AuthFailures, Every: cfg.AuthFailureEvery, TrustedProxyHops: cfg.TrustedProxyHops,
+	})
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{
 		cfg:      cfg,
 		store:    store,
@@ -78,12 +103,23 @@ func New(ctx context.Context, cfg Config, store Store, log *slog.Logger) (*Servi
 		now:      now,
 		hasher:   newHasher(cfg.Argon2, cfg.HashConcurrency, cfg.HashQueueTimeout),
 		feed:     newRevocationFeed(),
+		services: services,
+		guard:    guard,
+		streams:  newStreamLimiter(cfg.RevocationStreamsPerConnection, cfg.MaxRevocationStreams),
+		refusals: newRefusals(),
+		metrics:  newMetrics(),
 		stopping: make(chan struct{}),
 	}
 	if kek == nil {
 		log.Warn("NO --key-encryption-key (AUTHSVC_KEY_ENCRYPTION_KEY): private signing keys are stored UNENCRYPTED; acceptable for development only")
 	}
+	if !services.Configured() {
+		log.Warn("no --service-credentials or --service-identities: WatchRevocations and IntrospectToken refuse every caller, so services cannot follow revocations")
+	}
 	if s.keys, err = newKeyManager(store, kek, &cfg, now, log); err != nil {
+		return nil, err
+	}
+	if err := s.keys.encryptStored(ctx); err != nil {
 		return nil, err
 	}
 	if s.verifier, err = token.NewVerifier(token.VerifierConfig{
@@ -98,15 +134,8 @@ func New(ctx context.Context, cfg Config, store Store, log *slog.Logger) (*Servi
 		return nil, fmt.Errorf("dummy password hash: %w", err)
 	}
 	if cfg.BootstrapAdmin != "" {
-		// Validate has checked that it normalises.
-		s.bootstrapAdmin, _ = normalizeEmail(cfg.BootstrapAdmin)
-		switch err := store.AddRole(ctx, s.bootstrapAdmin, token.RoleAdmin); {
-		case err == nil:
-			log.Info("bootstrap admin has the admin role")
-		case errors.Is(err, ErrNotFound):
-			log.Info("bootstrap admin not registered yet; it gets the admin role when it registers")
-		default:
-			return nil, fmt.Errorf("grant bootstrap admin: %w", err)
+		if err := s.bootstrapAdmin(ctx); err != nil {
+			return nil, err
 		}
 	}
 	return s, nil
@@ -117,9 +146,10 @@ func New(ctx context.Context, cfg Config, store Store, log *slog.Logger) (*Servi
 // store readiness check. Register s on the server's GRPC() as well.
 func (s *Service) ServeOptions() []serve.Option {
 	return []serve.Option{
-		serve.WithAuth(grpcauth.AuthFunc(s), PublicMethods),
+		serve.WithAuth(s.authFunc(), PublicMethods),
 		serve.WithHTTPHandler("GET "+JWKSPath, http.HandlerFunc(s.serveJWKS)),
 		serve.WithReadiness("store", s.store.Ping),
+		serve.WithCollectors(append(s.metrics.collectors(), s.guard.Collectors()...)...),
 	}
 }
 
@@ -165,20 +195,43 @@ func (s *Service) Run(ctx context.Context) error {
 
 func (s *Service) prune(ctx context.Context) error {
 	now := s.now()
-	return s.store.Prune(ctx, now, now.Add(-token.MaxLeeway), now.Add(-s.cfg.LoginThrottleWindow))
+	return s.store.Prune(ctx, PruneTimes{
+		Now:                  now,
+		RevokedBefore:        now.Add(-token.MaxLeeway),
+		FailuresBefore:       now.Add(-s.cfg.LoginThrottleWindow),
+		LoginAddressesBefore: now.Add(-s.cfg.LoginAddressMemory),
+	})
+}
+
+// authFunc authenticates the calls of every method but PublicMethods: a
+// service identity for ServiceMethods, an access token for the others.
+func (s *Service) authFunc() auth.AuthFunc {
+	user, service := grpcauth.AuthFunc(s), s.services.AuthFunc()
+	return func(ctx context.Context) (context.Context, error) {
+		if m, _ := grpc.Method(ctx); slices.Contains(ServiceMethods, m) {
+			return service(ctx)
+		}
+		return user(ctx)
+	}
 }
 
 // Authenticate implements grpcauth.Authenticator: the token must verify
 // with the published keys and not be revoked. Revocation is read from the
 // store on every call, so a token revoked on any replica is refused at once
 // by all; the methods that need authentication here are few and each one
-// reads the store anyway.
+// reads the store anyway. A caller that keeps failing meets the Guard
+// before any signature check.
 func (s *Service) Authenticate(ctx context.Context, raw string) (token.Claims, error) {
-	c, err := s.verifier.Verify(raw)
+	attempt, err := s.guard.Check(ctx, raw)
 	if err != nil {
 		return token.Claims{}, err
 	}
-	revoked, err := s.store.IsRevoked(ctx, c.TokenID)
+	c, err := s.verifier.Verify(raw)
+	if err != nil {
+		attempt.Failed(err)
+		return token.Claims{}, err
+	}
+	revoked, err := s.store.IsRevoked(ctx, tokenRef(c))
 	if err != nil {
 		return token.Claims{}, s.rpcError(ctx, fmt.Errorf("check revocation: %w", err))
 	}

@@ -16,6 +16,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -24,6 +25,7 @@ import (
 	"github.com/tokencart/tokencart/authsvc"
 	"github.com/tokencart/tokencart/authsvc/authtest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/grpcauth"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -76,7 +78,7 @@ func TestEndToEnd(t *testing.T) {
 		if !proto.Equal(me.GetUser(), reg.GetUser()) {
 			t.Errorf("GetMe user = %v, want %v", me.GetUser(), reg.GetUser())
 		}
-		intro, err := b.Client.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: login.GetAccessToken()})
+		intro, err := b.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: login.GetAccessToken()})
 		if err != nil || !intro.GetActive() || intro.GetSubject() != claims.Subject || intro.GetTokenId() != claims.TokenID ||
 			intro.GetIssuer() != a.Config.Issuer || !slices.Equal(intro.GetAudience(), []string{a.Config.Audience}) ||
 			intro.GetTokenType() != "Bearer" || !intro.GetExpireTime().AsTime().Equal(claims.Expiry.Truncate(time.Second)) {
@@ -87,14 +89,14 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("Logout: %v", err)
 		}
 		for name, s := range map[string]*authtest.Server{"a": a, "b": b} {
-			intro, err := s.Client.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: login.GetAccessToken()})
+			intro, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: login.GetAccessToken()})
 			if err != nil || !proto.Equal(intro, &authv1.IntrospectTokenResponse{}) {
 				t.Errorf("replica %s: IntrospectToken after logout = %v, %v; want only active=false", name, intro, err)
 			}
 			_, err = s.Client.GetMe(authed, &authv1.GetMeRequest{})
 			wantCode(t, "GetMe after logout on replica "+name, err, codes.Unauthenticated)
 		}
-		r := feed.waitFor(t, claims.TokenID, 5*time.Second)
+		r := feed.waitFor(t, claims, 5*time.Second)
 		if r.GetSubject() != claims.Subject || !r.GetExpireTime().AsTime().Equal(claims.Expiry) {
 			t.Errorf("revocation %v, want subject %s, expiry %v", r, claims.Subject, claims.Expiry)
 		}
@@ -190,13 +192,13 @@ func TestForgedTokensRefused(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := s.Client.GetMe(authtest.WithToken(ctx, tt.raw), &authv1.GetMeRequest{})
 			wantCode(t, "GetMe", err, codes.Unauthenticated)
-			resp, err := s.Client.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: tt.raw})
+			resp, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: tt.raw})
 			if err != nil || !proto.Equal(resp, &authv1.IntrospectTokenResponse{}) {
 				t.Errorf("IntrospectToken = %v, %v; want only active=false", resp, err)
 			}
 		})
 	}
-	_, err = s.Client.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: strings.Repeat("A", 1<<20)})
+	_, err = s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: strings.Repeat("A", 1<<20)})
 	wantCode(t, "IntrospectToken of a 1 MiB token", err, codes.ResourceExhausted)
 }
 
@@ -222,14 +224,18 @@ func sign(key ed25519.PrivateKey, hdr, payload any) string {
 }
 
 // TestEveryMethodAuthenticatedOrPublic calls every method of every service
-// in auth.proto without a token on a real server: a method not in
-// PublicMethods must answer Unauthenticated, and must not with a valid
-// token, which proves the refusal came from authentication. A method added
-// to the proto is covered without touching this test.
+// in auth.proto without credentials on a real server: a method not in
+// PublicMethods must answer Unauthenticated, and must not with the
+// credential it needs (a service credential for ServiceMethods, a valid
+// token for the others), which proves the refusal came from
+// authentication. A service method refuses a user's token (an admin's
+// included), and a user method a service credential. A method added to the
+// proto is covered without touching this test.
 func TestEveryMethodAuthenticatedOrPublic(t *testing.T) {
 	s := authtest.Start(t, authtest.Options{})
 	services := authv1.File_tokencart_auth_v1_auth_proto.Services()
 	seen := map[string]bool{}
+	withCredential := metadata.AppendToOutgoingContext(t.Context(), grpcauth.ServiceCredentialHeader, authtest.TestServiceCredential)
 	for i := range services.Len() {
 		sd := services.Get(i)
 		for j := range sd.Methods().Len() {
@@ -240,17 +246,21 @@ func TestEveryMethodAuthenticatedOrPublic(t *testing.T) {
 				continue
 			}
 			t.Run(string(md.Name()), func(t *testing.T) {
-				wantCode(t, "without a token", invoke(t, s.Conn, t.Context(), name, md), codes.Unauthenticated)
+				wantCode(t, "without credentials", invoke(t, s.Conn, t.Context(), name, md), codes.Unauthenticated)
 				admin := authtest.WithToken(t.Context(), s.AdminToken(t)) // fresh: Logout revokes it
-				if err := invoke(t, s.Conn, admin, name, md); status.Code(err) == codes.Unauthenticated {
-					t.Errorf("with an admin token: %v", err)
+				service := slices.Contains(authsvc.ServiceMethods, name)
+				if err := invoke(t, s.Conn, admin, name, md); (status.Code(err) == codes.Unauthenticated) != service {
+					t.Errorf("with an admin token (service method %v): %v", service, err)
+				}
+				if err := invoke(t, s.Conn, withCredential, name, md); (status.Code(err) == codes.Unauthenticated) == service {
+					t.Errorf("with a service credential (service method %v): %v", service, err)
 				}
 			})
 		}
 	}
-	for _, m := range authsvc.PublicMethods {
+	for _, m := range append(slices.Clone(authsvc.PublicMethods), authsvc.ServiceMethods...) {
 		if !seen[m] {
-			t.Errorf("public method %s is not in auth.proto", m)
+			t.Errorf("method %s is not in auth.proto", m)
 		}
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,11 +15,80 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/clientaddr"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
-// refreshTokenBytes is the entropy of a refresh token: 256 bits.
-const refreshTokenBytes = 32
+// A refresh token is base64url of: a version byte, the session id's 16
+// bytes, the generation (big-endian uint64) and 256 random bits. The store
+// keeps one row per session, with the hash of its current token and the
+// one spent last: a presented token of an older generation is a replay,
+// however many rotations ago it was spent, with nothing stored per token.
+const (
+	refreshTokenVersion = 1
+	refreshSecretBytes  = 32
+	sessionIDBytes      = 16
+	refreshTokenBytes   = 1 + sessionIDBytes + 8 + refreshSecretBytes
+)
+
+// maxRefreshTokenLen bounds what parseRefreshToken decodes.
+const maxRefreshTokenLen = 256
+
+// newRefreshToken returns the refresh token of generation gen of session
+// sid, and its hash, the only form in which it is stored.
+func newRefreshToken(sid string, gen int64) (string, []byte) {
+	b := make([]byte, refreshTokenBytes)
+	b[0] = refreshTokenVersion
+	// sid comes from token.NewSessionID: 16 bytes, base64url.
+	_, _ = base64.RawURLEncoding.Decode(b[1:1+sessionIDBytes], []byte(sid))
+	binary.BigEndian.PutUint64(b[1+sessionIDBytes:], uint64(gen))
+	_, _ = rand.Read(b[1+sessionIDBytes+8:])
+	raw := base64.RawURLEncoding.EncodeToString(b)
+	return raw, hashRefreshToken(raw)
+}
+
+// parseRefreshToken returns the session and generation that raw names, if
+// it is shaped like a refresh token. It proves nothing: the store decides.
+func parseRefreshToken(raw string) (sid string, gen int64, ok bool) {
+	if len(raw) > maxRefreshTokenLen || base64.RawURLEncoding.DecodedLen(len(raw)) != refreshTokenBytes {
+		return "", 0, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil || len(b) != refreshTokenBytes || b[0] != refreshTokenVersion ||
+		base64.RawURLEncoding.EncodeToString(b) != raw {
+		return "", 0, false
+	}
+	g := binary.BigEndian.Uint64(b[1+sessionIDBytes:])
+	if g == 0 || g > 1<<62 {
+		return "", 0, false
+	}
+	return base64.RawURLEncoding.EncodeToString(b[1 : 1+sessionIDBytes]), int64(g), true
+}
+
+// hashRefreshToken is the stored form of a refresh token. A fast hash
+// suffices: the token carries 256 random bits, it is not a password.
+func hashRefreshToken(raw string) []byte {
+	h := sha256.Sum256([]byte(raw))
+	return h[:]
+}
+
+// accessClaims returns the claims of an access token for u in session sid,
+// issued at now. Its times are whole seconds, as the token carries them, so
+// that the expiry the store records is the token's own.
+func (s *Service) accessClaims(u User, sid string, now time.Time) token.Claims {
+	issued := now.Truncate(time.Second)
+	return token.Claims{
+		Issuer:    s.cfg.Issuer,
+		Subject:   u.ID,
+		Audience:  []string{s.cfg.Audience},
+		Roles:     u.Roles,
+		TokenID:   token.NewID(),
+		SessionID: sid,
+		IssuedAt:  issued,
+		NotBefore: issued,
+		Expiry:    issued.Add(s.cfg.TokenLifetime),
+	}
+}
 
 // tokenPair is what Login and RefreshToken hand out.
 type tokenPair struct {
@@ -27,69 +98,57 @@ type tokenPair struct {
 	refreshExpire time.Time
 }
 
-// newRefreshToken returns a random refresh token and its stored form.
-func (s *Service) newRefreshToken(now time.Time) (string, RefreshToken) {
-	b := make([]byte, refreshTokenBytes)
-	_, _ = rand.Read(b)
-	raw := base64.RawURLEncoding.EncodeToString(b)
-	return raw, RefreshToken{Hash: hashRefreshToken(raw), ExpireTime: now.Add(s.cfg.RefreshTokenLifetime)}
-}
-
-// hashRefreshToken is the only form in which a refresh token is stored. A
-// fast hash suffices: the token is 256 random bits, not a password.
-func hashRefreshToken(raw string) []byte {
-	h := sha256.Sum256([]byte(raw))
-	return h[:]
-}
-
-// accessClaims returns the claims of an access token for u issued at now.
-func (s *Service) accessClaims(u User, now time.Time) token.Claims {
-	return token.Claims{
-		Issuer:    s.cfg.Issuer,
-		Subject:   u.ID,
-		Audience:  []string{s.cfg.Audience},
-		Roles:     u.Roles,
-		TokenID:   token.NewID(),
-		IssuedAt:  now,
-		NotBefore: now,
-		Expiry:    now.Add(s.cfg.TokenLifetime),
-	}
-}
-
-// mint signs an access token for u, issued at now.
-func (s *Service) mint(u User, now time.Time) (string, token.Claims, error) {
-	key, err := s.keys.signer()
-	if err != nil {
-		return "", token.Claims{}, err
-	}
-	c := s.accessClaims(u, now)
-	raw, err := token.Sign(key, c)
-	if err != nil {
-		return "", token.Claims{}, fmt.Errorf("sign access token: %w", err)
-	}
-	return raw, c, nil
-}
-
-// newSession starts a refresh-token family for u.
+// newSession starts a session for u: its id carries its creation time,
+// never before the account's last revocation cutoff (which a replica with a
+// clock ahead of this one may have put in this replica's future), so that
+// the cutoff does not cover it.
 func (s *Service) newSession(ctx context.Context, u User) (tokenPair, error) {
-	now := s.now()
-	access, c, err := s.mint(u, now)
+	key, err := s.keys.signer()
 	if err != nil {
 		return tokenPair{}, err
 	}
-	refresh, rt := s.newRefreshToken(now)
+	now := s.now()
+	created := now
+	if cut := u.SessionsRevokedBefore; !cut.IsZero() {
+		if up := cut.Add(time.Millisecond - 1).Truncate(time.Millisecond); up.After(created) {
+			created = up
+		}
+	}
+	sid := token.NewSessionID(created)
+	c := s.accessClaims(u, sid, now)
+	access, err := token.Sign(key, c)
+	if err != nil {
+		return tokenPair{}, fmt.Errorf("sign access token: %w", err)
+	}
+	refresh, hash := newRefreshToken(sid, 1)
+	refreshExpire := now.Add(s.cfg.RefreshTokenLifetime)
 	err = s.store.CreateSession(ctx, NewSession{
-		FamilyID:         token.NewID(),
-		UserID:           u.ID,
-		Refresh:          rt,
-		AccessTokenID:    c.TokenID,
-		AccessExpireTime: c.Expiry,
-		Now:              now,
+		ID:                sid,
+		UserID:            u.ID,
+		CreateTime:        created.Truncate(time.Millisecond),
+		RefreshHash:       hash,
+		RefreshExpireTime: refreshExpire,
+		AccessExpireTime:  c.Expiry,
 	})
 	if err != nil {
 		return tokenPair{}, fmt.Errorf("create session: %w", err)
 	}
-	return tokenPair{access: access, accessExpire: c.Expiry, refresh: refresh, refreshExpire: rt.ExpireTime}, nil
+	return tokenPair{access: access, accessExpire: c.Expiry, refresh: refresh, refreshExpire: refreshExpire}, nil
+}
+
+// limitSessions makes room for one more session of u, revoking its oldest
+// beyond SessionsPerAccount, and returns u as it is then.
+func (s *Service) limitSessions(ctx context.Context, u User) (User, error) {
+	now := s.now()
+	u, revoked, err := s.store.LimitSessions(ctx, u.ID, s.cfg.SessionsPerAccount, now, s.policy(now))
+	if err != nil {
+		return User{}, fmt.Errorf("limit sessions: %w", err)
+	}
+	if revoked > 0 {
+		s.metrics.revocations.WithLabelValues("session").Add(float64(revoked))
+		s.feed.notify()
+	}
+	return u, nil
 }
 
 // RefreshToken implements authv1.AuthServiceServer.
@@ -98,33 +157,43 @@ func (s *Service) RefreshToken(ctx context.Context, req *authv1.RefreshTokenRequ
 	return resp, s.rpcError(ctx, err)
 }
 
-// refreshToken spends the presented token. Of concurrent refreshes with one
-// token (two tabs, two replicas), the store lets exactly one spend it; the
-// others find it spent moments ago and get Aborted, without harming the
-// winner's successor. A spent token presented after RefreshReuseGrace is a
+// refreshToken spends the presented token. Text not shaped like a refresh
+// token is refused without touching the store; the others count against
+// the client address's limit, and the store counts rotations against the
+// session's. Of concurrent refreshes with one token (two tabs, two
+// replicas), the store lets exactly one spend it; the others find it spent
+// moments ago and get Aborted, without harming the winner's successor. A
+// token of an older generation presented after RefreshReuseGrace is a
 // replay, as when a stolen token is used after its owner refreshed: the
-// whole family is revoked, with every access token issued in it.
+// session is revoked, with every access token issued in it (one entry).
 func (s *Service) refreshToken(ctx context.Context, req *authv1.RefreshTokenRequest) (*authv1.RefreshTokenResponse, error) {
 	raw := req.GetRefreshToken()
-	if raw == "" || len(raw) > 256 {
+	sid, gen, ok := parseRefreshToken(raw)
+	if !ok {
 		return nil, errBadRefreshToken
 	}
 	// The signing key is taken first so that nothing after the rotation,
-	// which spends the presented token, can fail. The new access token's id
-	// is recorded in the rotation's transaction, with the successor.
+	// which spends the presented token, can fail.
 	key, err := s.keys.signer()
 	if err != nil {
 		return nil, err
 	}
 	now := s.now()
+	if err := s.countCall(ctx, "refresh-address:"+clientaddr.FromContext(ctx, s.cfg.TrustedProxyHops), now,
+		s.cfg.RefreshAddressLimit, s.cfg.RefreshLimitWindow, "too many refreshes from this address"); err != nil {
+		return nil, err
+	}
 	hash := hashRefreshToken(raw)
-	refresh, rt := s.newRefreshToken(now)
-	c := s.accessClaims(User{}, now)
+	refresh, newHash := newRefreshToken(sid, gen+1)
+	refreshExpire := now.Add(s.cfg.RefreshTokenLifetime)
+	c := s.accessClaims(User{}, sid, now)
 	u, err := s.store.RotateRefreshToken(ctx, RefreshRotation{
-		OldHash: hash, New: rt, AccessTokenID: c.TokenID, AccessExpireTime: c.Expiry, Now: now,
+		SessionID: sid, Generation: gen, OldHash: hash, NewHash: newHash,
+		RefreshExpireTime: refreshExpire, AccessExpireTime: c.Expiry, Now: now,
+		Limit: s.cfg.RefreshLimit, Window: s.cfg.RefreshLimitWindow,
 	})
 	if errors.Is(err, ErrNotFound) {
-		return nil, s.refreshRefused(ctx, hash, now)
+		return nil, s.refreshRefused(ctx, sid, gen, hash, now)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("rotate refresh token: %w", err)
@@ -138,31 +207,41 @@ func (s *Service) refreshToken(ctx context.Context, req *authv1.RefreshTokenRequ
 		AccessToken:            access,
 		AccessTokenExpireTime:  timestamppb.New(c.Expiry),
 		RefreshToken:           refresh,
-		RefreshTokenExpireTime: timestamppb.New(rt.ExpireTime),
+		RefreshTokenExpireTime: timestamppb.New(refreshExpire),
 		TokenType:              "Bearer",
 	}, nil
 }
 
-// refreshRefused says why the token hashed hash could not be spent, and
-// revokes its family when it is a replay.
-func (s *Service) refreshRefused(ctx context.Context, hash []byte, now time.Time) error {
-	info, err := s.store.RefreshToken(ctx, hash)
+// refreshRefused says why the token of generation gen, hashed hash, of
+// session sid could not be spent, and revokes the session when it is a
+// replay.
+func (s *Service) refreshRefused(ctx context.Context, sid string, gen int64, hash []byte, now time.Time) error {
+	ss, err := s.store.Session(ctx, sid)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return errBadRefreshToken
 	case err != nil:
-		return fmt.Errorf("find refresh token: %w", err)
-	case !info.FamilyRevokeTime.IsZero(), !now.Before(info.ExpireTime), info.UsedTime.IsZero():
-		// Revoked or expired (an unspent, unexpired token in a live family
-		// cannot fail to rotate; if one did, refusing is still safe).
+		return fmt.Errorf("find session: %w", err)
+	case !now.Before(ss.RefreshExpireTime):
 		return errBadRefreshToken
-	case now.Sub(info.UsedTime) <= s.cfg.RefreshReuseGrace:
+	case gen == ss.RefreshGeneration && subtle.ConstantTimeCompare(hash, ss.RefreshHash) == 1:
+		// The current token of a live session: only the session's
+		// rotation limit can have refused it. (Not remembered by the
+		// replica as refused: the session's older tokens must still reach
+		// the store, where their replay revokes it.)
+		s.metrics.limited.WithLabelValues("refresh-session").Inc()
+		return limited("too many refreshes of this session", ss.Rotations.WindowEnd.Sub(now))
+	case gen >= ss.RefreshGeneration:
+		return errBadRefreshToken // not a token this session issued
+	case now.Sub(ss.PrevUsedTime) <= s.cfg.RefreshReuseGrace:
+		// The session was refreshed moments ago: another tab or replica
+		// racing this one, not (yet) a replay.
 		return errRefreshRace
 	}
-	if err := s.revokeFamily(ctx, info.FamilyID, now); err != nil {
+	if _, err := s.revokeSession(ctx, sid); err != nil {
 		return fmt.Errorf("replayed refresh token: %w", err)
 	}
-	s.log.WarnContext(ctx, "spent refresh token replayed; its family is revoked", "user", info.UserID, "family", info.FamilyID)
+	s.log.WarnContext(ctx, "spent refresh token replayed; its session is revoked", "user", ss.UserID)
 	return errBadRefreshToken
 }
 
@@ -177,48 +256,47 @@ func (s *Service) logout(ctx context.Context, req *authv1.LogoutRequest) (*authv
 	if err != nil {
 		return nil, err
 	}
-	family := ""
-	if raw := req.GetRefreshToken(); raw != "" {
-		info, err := s.store.RefreshToken(ctx, hashRefreshToken(raw))
+	if req.GetAllSessions() {
+		if err := s.revokeAccount(ctx, c.Subject); err != nil {
+			return nil, err
+		}
+		return &authv1.LogoutResponse{}, nil
+	}
+	// Another session named by its refresh token: checked before anything
+	// is revoked, so a refusal changes nothing.
+	other := ""
+	if sid, _, ok := parseRefreshToken(req.GetRefreshToken()); ok && sid != c.SessionID {
+		ss, err := s.store.Session(ctx, sid)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			// Unknown or pruned: nothing left to revoke.
 		case err != nil:
-			return nil, fmt.Errorf("find refresh token: %w", err)
-		case info.UserID != c.Subject:
+			return nil, fmt.Errorf("find session: %w", err)
+		case ss.UserID != c.Subject:
 			return nil, errNotYours
 		default:
-			family = info.FamilyID
+			other = sid
 		}
 	}
-	if err := s.revokeAccess(ctx, c); err != nil {
+	if err := s.revokeCallerSession(ctx, c); err != nil {
 		return nil, err
 	}
-	if family != "" {
-		if err := s.revokeFamily(ctx, family, s.now()); err != nil {
+	if other != "" {
+		if _, err := s.revokeSession(ctx, other); err != nil {
 			return nil, err
 		}
 	}
 	return &authv1.LogoutResponse{}, nil
 }
 
-func (s *Service) revokeAccess(ctx context.Context, c token.Claims) error {
-	err := s.store.Revoke(ctx, Revocation{TokenID: c.TokenID, Subject: c.Subject, ExpireTime: c.Expiry, RevokeTime: s.now()})
-	if err != nil {
-		return fmt.Errorf("revoke access token: %w", err)
+// revokeCallerSession revokes the session of the token with claims c, or
+// the token alone if it names no session.
+func (s *Service) revokeCallerSession(ctx context.Context, c token.Claims) error {
+	if c.SessionID == "" {
+		return s.revokeSingle(ctx, c)
 	}
-	s.feed.notify()
-	return nil
-}
-
-// revokeFamily revokes a refresh-token family and the access tokens issued
-// from it, and wakes this replica's revocation streams.
-func (s *Service) revokeFamily(ctx context.Context, family string, now time.Time) error {
-	if err := s.store.RevokeFamily(ctx, family, now); err != nil {
-		return fmt.Errorf("revoke refresh family: %w", err)
-	}
-	s.feed.notify()
-	return nil
+	_, err := s.revokeSession(ctx, c.SessionID, c)
+	return err
 }
 
 // RevokeToken implements authv1.AuthServiceServer.
@@ -227,47 +305,78 @@ func (s *Service) RevokeToken(ctx context.Context, req *authv1.RevokeTokenReques
 	return resp, s.rpcError(ctx, err)
 }
 
-// revokeToken revokes an access token (a JWT, recognised by its three
-// segments) or a refresh token's family. Revoking a token that can no
-// longer be used (expired, pruned, or unknown as a refresh token) succeeds
-// and does nothing, as in RFC 7009; a JWT that does not verify as ours is
-// InvalidArgument, so that nobody can revoke token ids of their choosing.
+// revokeToken revokes what an access token (a JWT, recognised by its three
+// segments) or a refresh token names, by scope. Revoking a token that can
+// no longer be used (expired, pruned, or unknown as a refresh token)
+// succeeds and does nothing, as in RFC 7009; a JWT that does not verify as
+// ours is InvalidArgument, so that nobody can revoke ids of their choosing.
 func (s *Service) revokeToken(ctx context.Context, req *authv1.RevokeTokenRequest) (*authv1.RevokeTokenResponse, error) {
 	me, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	raw := req.GetToken()
+	raw, scope := req.GetToken(), req.GetScope()
+	switch scope {
+	case authv1.RevocationScope_REVOCATION_SCOPE_UNSPECIFIED, authv1.RevocationScope_REVOCATION_SCOPE_SESSION,
+		authv1.RevocationScope_REVOCATION_SCOPE_TOKEN, authv1.RevocationScope_REVOCATION_SCOPE_ACCOUNT:
+	default:
+		return nil, errUnknownScope
+	}
 	if raw == "" {
 		return nil, errMissingToken
 	}
 	if strings.Count(raw, ".") == 2 {
-		c, err := s.verifier.Verify(raw)
-		switch {
-		case errors.Is(err, token.ErrExpired):
-			// Verify checks the signature before the time: it is ours.
-			return &authv1.RevokeTokenResponse{}, nil
-		case err != nil:
-			return nil, errNotOurToken
-		case c.Subject != me.Subject && !me.HasRole(token.RoleAdmin):
-			return nil, errNotYours
-		}
-		if err := s.revokeAccess(ctx, c); err != nil {
-			return nil, err
-		}
+		return &authv1.RevokeTokenResponse{}, s.revokeAccessToken(ctx, me, raw, scope)
+	}
+	sid, _, ok := parseRefreshToken(raw)
+	if !ok {
 		return &authv1.RevokeTokenResponse{}, nil
 	}
-	info, err := s.store.RefreshToken(ctx, hashRefreshToken(raw))
+	ss, err := s.store.Session(ctx, sid)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return &authv1.RevokeTokenResponse{}, nil
 	case err != nil:
-		return nil, fmt.Errorf("find refresh token: %w", err)
-	case info.UserID != me.Subject && !me.HasRole(token.RoleAdmin):
+		return nil, fmt.Errorf("find session: %w", err)
+	case ss.UserID != me.Subject && !me.HasRole(token.RoleAdmin):
 		return nil, errNotYours
 	}
-	if err := s.revokeFamily(ctx, info.FamilyID, s.now()); err != nil {
+	switch scope {
+	case authv1.RevocationScope_REVOCATION_SCOPE_TOKEN:
+		return nil, errTokenScopeRefresh
+	case authv1.RevocationScope_REVOCATION_SCOPE_ACCOUNT:
+		err = s.revokeAccount(ctx, ss.UserID)
+	default:
+		_, err = s.revokeSession(ctx, sid)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &authv1.RevokeTokenResponse{}, nil
+}
+
+// revokeAccessToken revokes what the access token raw names, by scope.
+func (s *Service) revokeAccessToken(ctx context.Context, me token.Claims, raw string, scope authv1.RevocationScope) error {
+	c, err := s.verifier.Verify(raw)
+	switch {
+	case errors.Is(err, token.ErrExpired):
+		// Verify checks the signature before the time: it is ours.
+		return nil
+	case err != nil:
+		return errNotOurToken
+	case c.Subject != me.Subject && !me.HasRole(token.RoleAdmin):
+		return errNotYours
+	}
+	switch scope {
+	case authv1.RevocationScope_REVOCATION_SCOPE_TOKEN:
+		if err := s.countCall(ctx, "revoke-token:"+me.Subject, s.now(), s.cfg.TokenRevocationLimit, time.Hour,
+			"too many single-token revocations; revoke the session instead"); err != nil {
+			return err
+		}
+		return s.revokeSingle(ctx, c)
+	case authv1.RevocationScope_REVOCATION_SCOPE_ACCOUNT:
+		return s.revokeAccount(ctx, c.Subject)
+	default:
+		return s.revokeCallerSession(ctx, c)
+	}
 }

@@ -16,7 +16,7 @@ import (
 // TestRefreshTokens covers rotation, concurrent refreshes across two
 // replicas (exactly one winner, the others Aborted, the winner's successor
 // live), and reuse detection (a spent token replayed after the grace
-// period revokes the family and every access token issued in it, which
+// period revokes the session and every access token issued in it, which
 // the revocation feed then carries).
 func TestRefreshTokens(t *testing.T) {
 	forEachStore(t, func(t *testing.T, dsn string) {
@@ -88,17 +88,17 @@ func TestRefreshTokens(t *testing.T) {
 		_, err = a.Client.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: login.GetRefreshToken()})
 		wantCode(t, "replayed spent token", err, codes.Unauthenticated)
 		_, err = b.Client.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: r3.GetRefreshToken()})
-		wantCode(t, "live token of a revoked family", err, codes.Unauthenticated)
+		wantCode(t, "live token of a revoked session", err, codes.Unauthenticated)
 		verify := a.Verifier(t, a.KeySet(t))
 		for i, raw := range access {
-			if r, err := b.Client.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: raw}); err != nil || r.GetActive() {
-				t.Errorf("access token %d of the revoked family: active=%v, %v", i, r.GetActive(), err)
+			if r, err := b.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: raw}); err != nil || r.GetActive() {
+				t.Errorf("access token %d of the revoked session: active=%v, %v", i, r.GetActive(), err)
 			}
 			c, err := verify.Verify(raw)
 			if err != nil {
 				t.Fatal(err)
 			}
-			feed.waitFor(t, c.TokenID, 5*time.Second)
+			feed.waitFor(t, c, 5*time.Second)
 		}
 
 		for _, bad := range []string{"", "not-a-token", string(make([]byte, 300))} {
@@ -119,7 +119,7 @@ func TestRevokeToken(t *testing.T) {
 		return err
 	}
 	active := func(raw string) bool {
-		r, err := s.Client.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: raw})
+		r, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: raw})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +149,7 @@ func TestRevokeToken(t *testing.T) {
 	}
 	wantCode(t, "alice revokes her refresh token", revoke(second.GetAccessToken(), second.GetRefreshToken()), codes.OK)
 	if active(second.GetAccessToken()) {
-		t.Error("access token of a revoked refresh family still active")
+		t.Error("access token of a revoked session still active")
 	}
 	_, err = s.Client.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: second.GetRefreshToken()})
 	wantCode(t, "refresh with a revoked refresh token", err, codes.Unauthenticated)

@@ -26,14 +26,24 @@ type Store interface {
 	RevocationStore
 	KeyStore
 	ThrottleStore
-	// Prune deletes what can no longer matter at now: expired refresh
-	// tokens and families, access-token records and revocations that
-	// expired before revokedBefore (the newest revocation is always kept,
-	// so the feed's sequence never goes backwards), and login failures
-	// older than failuresBefore.
-	Prune(ctx context.Context, now, revokedBefore, failuresBefore time.Time) error
+	// Prune deletes what can no longer matter (see PruneTimes).
+	Prune(ctx context.Context, p PruneTimes) error
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
+}
+
+// PruneTimes say what Prune deletes.
+type PruneTimes struct {
+	// Now: sessions whose refresh token and access tokens have all expired,
+	// and call counts whose window has closed.
+	Now time.Time
+	// RevokedBefore: revocation entries that expired before it.
+	RevokedBefore time.Time
+	// FailuresBefore: login failures last counted before it.
+	FailuresBefore time.Time
+	// LoginAddressesBefore: addresses whose last successful login to an
+	// account was before it.
+	LoginAddressesBefore time.Time
 }
 
 // User is an account.
@@ -45,6 +55,10 @@ type User struct {
 	// Roles, sorted.
 	Roles      []string
 	CreateTime time.Time
+	// SessionsRevokedBefore is the cutoff of the account's latest
+	// revocation: every session created before it is revoked. A session
+	// created now must not be older (zero when never revoked).
+	SessionsRevokedBefore time.Time
 }
 
 // UserStore keeps accounts.
@@ -63,88 +77,171 @@ type UserStore interface {
 	AddRole(ctx context.Context, email, role string) error
 }
 
-// RefreshToken is the stored form of a refresh token: its SHA-256 hash,
-// never the token.
-type RefreshToken struct {
-	Hash       []byte
-	ExpireTime time.Time
+// Session is one live login: the `sid` of the access tokens issued in it,
+// and the state of its refresh token. The store keeps one row per session,
+// however often it is refreshed: the current refresh token's hash and
+// generation, and the one spent last (for the reuse grace). Revoking a
+// session deletes it: its revocation entry covers its access tokens, and
+// its refresh tokens are unknown from then on.
+type Session struct {
+	ID     string
+	UserID string
+	// CreateTime is the time encoded in ID (token.SessionTime), to the
+	// millisecond.
+	CreateTime time.Time
+	// RefreshGeneration counts the session's refresh tokens: 1 for the one
+	// Login issued, one more with every rotation.
+	RefreshGeneration int64
+	// RefreshHash is the SHA-256 of the current refresh token.
+	RefreshHash       []byte
+	RefreshExpireTime time.Time
+	// PrevRefreshHash is the hash of the token spent last, PrevUsedTime
+	// when; nil and zero before the first rotation.
+	PrevRefreshHash []byte
+	PrevUsedTime    time.Time
+	// AccessExpireTime is the exp of the newest access token issued in it.
+	AccessExpireTime time.Time
+	// Rotations counts the rotations in the session's current window.
+	Rotations CallCount
 }
 
-// NewSession is what Login records: a new refresh-token family with its
-// first refresh token and the access token issued with it.
+// NewSession is what Login records.
 type NewSession struct {
-	FamilyID         string
-	UserID           string
-	Refresh          RefreshToken
-	AccessTokenID    string
-	AccessExpireTime time.Time
-	Now              time.Time
+	ID     string
+	UserID string
+	// CreateTime is the time encoded in ID.
+	CreateTime        time.Time
+	RefreshHash       []byte
+	RefreshExpireTime time.Time
+	AccessExpireTime  time.Time
 }
 
-// RefreshRotation spends the refresh token hashed OldHash and records its
-// successor and the access token issued with it, in the same family.
+// RefreshRotation spends the session's refresh token of generation
+// Generation, hashed OldHash, and records its successor, of generation
+// Generation+1, hashed NewHash.
 type RefreshRotation struct {
-	OldHash          []byte
-	New              RefreshToken
-	AccessTokenID    string
-	AccessExpireTime time.Time
-	Now              time.Time
+	SessionID         string
+	Generation        int64
+	OldHash, NewHash  []byte
+	RefreshExpireTime time.Time
+	AccessExpireTime  time.Time
+	Now               time.Time
+	// Limit and Window bound the session's rotations: at most Limit in a
+	// window of Window that opens with the first rotation after the last
+	// window closed.
+	Limit  int
+	Window time.Duration
 }
 
-// RefreshTokenInfo describes a stored refresh token, spent or not.
-type RefreshTokenInfo struct {
-	FamilyID   string
-	UserID     string
-	ExpireTime time.Time
-	// UsedTime is when the token was spent; zero while it is unspent.
-	UsedTime time.Time
-	// FamilyRevokeTime is when the family was revoked; zero if it is not.
-	FamilyRevokeTime time.Time
-}
-
-// SessionStore keeps refresh tokens, grouped in families (one per login),
-// and the ids of the access tokens issued in each family so they can be
-// revoked with it.
+// SessionStore keeps sessions.
 type SessionStore interface {
 	// CreateSession records a login.
 	CreateSession(ctx context.Context, s NewSession) error
-	// RotateRefreshToken spends r.OldHash and records r.New, atomically: of
-	// concurrent calls for one token, exactly one succeeds. It returns the
-	// family's user. It returns ErrNotFound when the token cannot be spent
-	// (unknown, expired, already spent, or its family revoked);
-	// RefreshToken tells which.
+	// RotateRefreshToken spends r's token and records its successor,
+	// atomically: of concurrent calls for one token, exactly one succeeds.
+	// It returns the session's user. It returns ErrNotFound when the token
+	// cannot be spent (an unknown or revoked session, not its current token,
+	// expired, or the session over its rotation limit); Session tells which.
 	RotateRefreshToken(ctx context.Context, r RefreshRotation) (User, error)
-	// RefreshToken describes the token hashed hash; ErrNotFound.
-	RefreshToken(ctx context.Context, hash []byte) (RefreshTokenInfo, error)
-	// RevokeFamily marks the family revoked at now, so none of its refresh
-	// tokens can be spent, and revokes every access token issued in it
-	// (whose records Prune keeps as long as it keeps revocations).
-	// Revoking a revoked or unknown family is a no-op.
-	RevokeFamily(ctx context.Context, familyID string, now time.Time) error
+	// Session returns the live session with id; ErrNotFound.
+	Session(ctx context.Context, id string) (Session, error)
+	// LimitSessions revokes the user's oldest live sessions, at now, until
+	// fewer than limit remain, so that one more login keeps the account at
+	// limit. It returns the user as it is then (its cutoff may have moved)
+	// and how many sessions it revoked.
+	LimitSessions(ctx context.Context, userID string, limit int, now time.Time, p RevocationPolicy) (User, int, error)
 }
 
-// Revocation is a revoked access token.
+// RevocationKind is what a revocation entry revokes.
+type RevocationKind int
+
+// The kinds of revocation entries.
+const (
+	// RevokedToken is one access token, by jti.
+	RevokedToken RevocationKind = 1
+	// RevokedSession is a session, by sid: every access token issued in it.
+	RevokedSession RevocationKind = 2
+	// RevokedAccount is every session of an account created before
+	// SessionsBefore, and every token of it without a session issued at
+	// or before SessionsBefore.
+	RevokedAccount RevocationKind = 3
+)
+
+// Revocation is one entry of the revocation state. The state is bounded:
+// one entry per revoked session or token, and at most
+// RevocationPolicy.MaxEntriesPerAccount per account before they collapse
+// into one RevokedAccount entry.
 type Revocation struct {
-	// Seq orders revocations as they were recorded; set by the store.
-	Seq        int64
-	TokenID    string
-	Subject    string
+	// Seq orders the entries as they were recorded or last changed; set
+	// by the store.
+	Seq  int64
+	Kind RevocationKind
+	// ID is the jti (RevokedToken), sid (RevokedSession) or account id
+	// (RevokedAccount).
+	ID      string
+	Subject string
+	// SessionID is the session of a revoked token (empty if it names none)
+	// or the revoked session.
+	SessionID string
+	// SessionsBefore is the cutoff of a RevokedAccount entry.
+	SessionsBefore time.Time
+	// ExpireTime is when the entry stops mattering: the newest access token
+	// it covers expires.
 	ExpireTime time.Time
 	RevokeTime time.Time
 }
 
-// RevocationStore keeps revoked access-token ids until their tokens expire.
+// RevocationPolicy bounds the revocation entries of one account.
+type RevocationPolicy struct {
+	// MaxEntriesPerAccount is the most RevokedSession and RevokedToken
+	// entries an account keeps; recording one more revokes the account
+	// instead (every session created until then), which replaces them all
+	// with one RevokedAccount entry.
+	MaxEntriesPerAccount int
+	// AccountExpire is the least ExpireTime of a RevokedAccount entry
+	// recorded now: when the longest-lived access token that can have been
+	// issued until now expires.
+	AccountExpire time.Time
+}
+
+// TokenRef is what a revocation check needs to know of an access token.
+type TokenRef struct {
+	TokenID   string
+	SessionID string
+	Subject   string
+	// CoveredBefore: the token is revoked by a RevokedAccount entry of
+	// Subject whose SessionsBefore is after it. It is the session's creation
+	// time for a token whose sid carries one, and one microsecond before
+	// its iat otherwise.
+	CoveredBefore time.Time
+}
+
+// RevocationStore keeps the revocation entries until they expire.
 type RevocationStore interface {
-	// Revoke records r (without Seq). Revoking a token id twice is a no-op.
-	Revoke(ctx context.Context, r Revocation) error
-	// IsRevoked reports whether the token id is revoked.
-	IsRevoked(ctx context.Context, tokenID string) (bool, error)
-	// RevocationsAfter returns up to limit revocations with Seq > seq and
-	// ExpireTime after expireAfter, by Seq. A revocation with a smaller Seq
-	// than one returned never appears later: the store makes sequence order
-	// and commit order agree.
+	// RevokeSession revokes session r.ID at r.RevokeTime: it is deleted, so
+	// no refresh token of it can be spent, and an entry revokes its access
+	// tokens until the newest of them expires. r.Subject and r.ExpireTime,
+	// when set, say whose session it is and when its token expires, for a
+	// session the store no longer holds (its account deleted): it gets its
+	// entry all the same, unless one (or its account's cutoff) covers it
+	// already. It reports whether it recorded an entry.
+	RevokeSession(ctx context.Context, r Revocation, p RevocationPolicy) (bool, error)
+	// RevokeToken records an entry for one access token (r.Kind
+	// RevokedToken, without Seq). Revoking a token twice is a no-op.
+	RevokeToken(ctx context.Context, r Revocation, p RevocationPolicy) error
+	// RevokeAccount revokes every session of the user created before now,
+	// or before the newest of them if a replica's clock is behind, and
+	// records one RevokedAccount entry that replaces the account's others.
+	// It returns the entry.
+	RevokeAccount(ctx context.Context, userID string, now time.Time, p RevocationPolicy) (Revocation, error)
+	// IsRevoked reports whether an entry revokes the token.
+	IsRevoked(ctx context.Context, t TokenRef) (bool, error)
+	// RevocationsAfter returns up to limit entries with Seq > seq and
+	// ExpireTime after expireAfter, by Seq. An entry with a smaller Seq than
+	// one returned never appears later: the store makes sequence order and
+	// commit order agree.
 	RevocationsAfter(ctx context.Context, seq int64, expireAfter time.Time, limit int) ([]Revocation, error)
-	// LastRevocationSeq returns the highest Seq ever recorded (0 if none).
+	// LastRevocationSeq returns the highest Seq ever given (0 if none).
 	LastRevocationSeq(ctx context.Context) (int64, error)
 }
 
@@ -175,6 +272,9 @@ type KeyStore interface {
 	// DeleteSigningKeys deletes the keys with the given ids, except the
 	// newest key.
 	DeleteSigningKeys(ctx context.Context, ids []string) error
+	// ResealSigningKey replaces the sealed private key of the key id if it
+	// is still sealed as oldEncryption; ErrConflict otherwise.
+	ResealSigningKey(ctx context.Context, id, oldEncryption string, sealed []byte, encryption string) error
 }
 
 // LoginFailures counts recent failed logins under one throttle key.
@@ -184,7 +284,16 @@ type LoginFailures struct {
 	Last     time.Time
 }
 
-// ThrottleStore counts failed logins per account and per client address.
+// CallCount is the number of calls counted under a key in its current
+// window, and when that window closes.
+type CallCount struct {
+	Calls     int
+	WindowEnd time.Time
+}
+
+// ThrottleStore keeps what limits callers across replicas: failed logins,
+// the addresses an account logged in from, and calls counted per key in
+// fixed windows.
 type ThrottleStore interface {
 	// RecordLoginFailure counts one failure at now under each key, restarting
 	// the count of a key whose last failure was before windowStart.
@@ -194,4 +303,14 @@ type ThrottleStore interface {
 	LoginFailures(ctx context.Context, keys []string, since time.Time) ([]LoginFailures, error)
 	// ResetLoginFailures forgets the failures under key.
 	ResetLoginFailures(ctx context.Context, key string) error
+	// RememberLoginAddress records a successful login to the account from
+	// address at now.
+	RememberLoginAddress(ctx context.Context, account, address string, now time.Time) error
+	// KnownLoginAddress reports whether the account had a successful login
+	// from address at or after since.
+	KnownLoginAddress(ctx context.Context, account, address string, since time.Time) (bool, error)
+	// CountCall counts one call under key at now, in a window of length
+	// window that opens with the first call after the previous one closed,
+	// and returns the window's count, this call included.
+	CountCall(ctx context.Context, key string, now time.Time, window time.Duration) (CallCount, error)
 }

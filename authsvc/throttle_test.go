@@ -29,16 +29,17 @@ func newFrozenClock() *frozenClock {
 func (c *frozenClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *frozenClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-// TestThrottleUnderAttack sends 100 wrong passwords for one account at
-// once, two from each of 50 client addresses (behind a trusted proxy that
+// TestThrottleUnderAttack sends 60 wrong passwords for one account at
+// once, two from each of 30 client addresses (behind a trusted proxy that
 // appends the client's address to x-forwarded-for), with the production
-// limits (DefaultConfig):
+// limits (DefaultConfig) but for the account's total, 12 instead of 50 so
+// that the test hashes a few dozen passwords, not hundreds:
 //
-//   - per account, 5 failed logins (--login-account-limit) within 15
-//     minutes (--login-throttle-window); per client address, 50
-//     (--login-address-limit), so that spreading guesses over addresses
-//     does not help, and one address cannot lock out many accounts
-//     quickly;
+//   - per account and address, 5 failed logins (--login-account-limit);
+//     per account from all addresses, 12 here (--login-account-total-limit),
+//     which does not apply to addresses that logged in to the account
+//     before; per client address, 50 (--login-address-limit); all within
+//     15 minutes (--login-throttle-window);
 //   - past a limit, every login (right password or not) is refused with
 //     ResourceExhausted and a RetryInfo detail until the delay has passed:
 //     1s (--login-throttle-delay) after the failure that reached the
@@ -50,15 +51,19 @@ func (c *frozenClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 //     while the guess holds a hashing slot: a burst gets at most the limit
 //     plus HashConcurrency-1 guesses tried per replica.
 //
-// The owner's right password is refused while the account is throttled,
-// and another account, from an address of its own, is not affected.
+// The owner, from an address that logged in before, is not affected; from
+// an address never used, the owner is refused like the attackers; another
+// account is not affected.
 func TestThrottleUnderAttack(t *testing.T) {
 	forEachStore(t, func(t *testing.T, dsn string) {
 		clk := newFrozenClock()
 		prod := authsvc.DefaultConfig()
 		s := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
-			c.LoginAccountLimit, c.LoginAddressLimit = prod.LoginAccountLimit, prod.LoginAddressLimit
+			c.LoginAccountLimit, c.LoginAccountTotalLimit, c.LoginAddressLimit = prod.LoginAccountLimit, 12, prod.LoginAddressLimit
 			c.LoginThrottleWindow, c.LoginThrottleDelay = prod.LoginThrottleWindow, prod.LoginThrottleDelay
+			// Every guess waits its turn at the hasher, however slow the
+			// machine: a guess refused for want of a slot was not tried.
+			c.HashQueueTimeout = 5 * time.Minute
 			c.TrustedProxyHops = 1
 			c.Now = clk.Now
 		}})
@@ -72,8 +77,12 @@ func TestThrottleUnderAttack(t *testing.T) {
 			_, err := s.Client.Login(ctx, &authv1.LoginRequest{Email: email, Password: password})
 			return err
 		}
+		const home, fresh = "203.0.113.1", "203.0.113.9"
+		if err := login(home, "victim@example.com", authtest.Password); err != nil {
+			t.Fatalf("the owner's first login: %v", err)
+		}
 
-		const guesses, addresses = 100, 50
+		const guesses, addresses = 60, 30
 		errs := make([]error, guesses)
 		var wg sync.WaitGroup
 		for i := range guesses {
@@ -96,26 +105,31 @@ func TestThrottleUnderAttack(t *testing.T) {
 				t.Errorf("a guess got %v, want Unauthenticated or ResourceExhausted", err)
 			}
 		}
-		t.Logf("of %d concurrent guesses from %d addresses, %d were tried and %d refused unheard (limit %d, hash concurrency %d)",
-			guesses, addresses, tried, refused, cfg.LoginAccountLimit, cfg.HashConcurrency)
-		if most := cfg.LoginAccountLimit + cfg.HashConcurrency - 1; tried < cfg.LoginAccountLimit || tried > most {
-			t.Errorf("%d guesses tried, want %d to %d", tried, cfg.LoginAccountLimit, most)
+		t.Logf("of %d concurrent guesses from %d addresses, %d were tried and %d refused unheard (total limit %d, hash concurrency %d)",
+			guesses, addresses, tried, refused, cfg.LoginAccountTotalLimit, cfg.HashConcurrency)
+		if most := cfg.LoginAccountTotalLimit + cfg.HashConcurrency - 1; tried < cfg.LoginAccountTotalLimit || tried > most {
+			t.Errorf("%d guesses tried, want %d to %d", tried, cfg.LoginAccountTotalLimit, most)
 		}
-		// Only the guesses tried count, for the account and, spread thinly,
-		// for the addresses: none is near its own limit.
-		if got := probe.failures(t, "account:victim@example.com"); got != tried {
-			t.Errorf("account failures %d, want %d", got, tried)
-		}
-		if got := probe.failures(t, "address:198.51.100."); got != tried {
-			t.Errorf("address failures %d, want %d", got, tried)
+		// Only the guesses tried count: for the account, and spread thinly
+		// over the addresses and the account at each.
+		for _, key := range []string{"account:victim@example.com", "account-address:victim@example.com|198.51.100.", "address:198.51.100."} {
+			if got := probe.failures(t, key); got != tried {
+				t.Errorf("failures under %s: %d, want %d", key, got, tried)
+			}
 		}
 
-		// The owner, with the right password, from an address of their own.
-		err := login("203.0.113.1", "victim@example.com", authtest.Password)
-		wantCode(t, "the right password while throttled", err, codes.ResourceExhausted)
+		// The owner, with the right password, from the address used before:
+		// the strangers' guesses do not lock the owner out.
+		if err := login(home, "victim@example.com", authtest.Password); err != nil {
+			t.Errorf("the owner from a known address while the account is under attack: %v", err)
+		}
+		// From an address never used for it, the owner is throttled as the
+		// attackers are.
+		err := login(fresh, "victim@example.com", authtest.Password)
+		wantCode(t, "the right password from a fresh address", err, codes.ResourceExhausted)
 		wait := retryDelay(t, err)
 		want := cfg.LoginThrottleDelay
-		for range tried - cfg.LoginAccountLimit {
+		for range tried - cfg.LoginAccountTotalLimit {
 			want = min(2*want, cfg.LoginThrottleWindow)
 		}
 		if wait <= 0 || wait > want+time.Millisecond {
@@ -130,18 +144,46 @@ func TestThrottleUnderAttack(t *testing.T) {
 		// delay is twice as long.
 		clk.Advance(wait)
 		wantCode(t, "a guess after the delay", login("198.51.100.1", "victim@example.com", "one more guess"), codes.Unauthenticated)
-		err = login("203.0.113.1", "victim@example.com", authtest.Password)
+		err = login(fresh, "victim@example.com", authtest.Password)
 		wantCode(t, "the right password after another failure", err, codes.ResourceExhausted)
 		if next := retryDelay(t, err); next < 2*wait-time.Second || next > 2*wait+time.Second {
 			t.Errorf("retry delay after one more failure %v, want about %v", next, 2*wait)
 		}
 		clk.Advance(2 * wait)
-		if err := login("203.0.113.1", "victim@example.com", authtest.Password); err != nil {
+		if err := login(fresh, "victim@example.com", authtest.Password); err != nil {
 			t.Fatalf("the right password after the delay: %v", err)
 		}
-		// A success clears the account's count.
-		if got := probe.failures(t, "account:victim@example.com"); got != 0 {
-			t.Errorf("account failures after a success: %d", got)
+	})
+}
+
+// TestStrangerCannotLockOut: a stranger's wrong guesses, from the
+// stranger's address, delay that address only; the owner, from any other
+// address, logs in. Unknown emails and wrong passwords look alike
+// throughout.
+func TestStrangerCannotLockOut(t *testing.T) {
+	forEachStore(t, func(t *testing.T, dsn string) {
+		clk := newFrozenClock()
+		prod := authsvc.DefaultConfig()
+		s := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
+			c.LoginAccountLimit, c.LoginAccountTotalLimit, c.LoginAddressLimit = prod.LoginAccountLimit, prod.LoginAccountTotalLimit, prod.LoginAddressLimit
+			c.TrustedProxyHops = 1
+			c.Now = clk.Now
+		}})
+		login := func(addr, email, password string) error {
+			ctx := metadata.AppendToOutgoingContext(t.Context(), "x-forwarded-for", addr)
+			_, err := s.Client.Login(ctx, &authv1.LoginRequest{Email: email, Password: password})
+			return err
+		}
+		s.Register(t, "owner@example.com")
+		const stranger = "198.51.100.66"
+		for i := range prod.LoginAccountLimit {
+			wantCode(t, fmt.Sprint("stranger's guess ", i), login(stranger, "owner@example.com", "wrong password"), codes.Unauthenticated)
+			wantCode(t, fmt.Sprint("stranger's guess at an unknown email ", i), login(stranger, "nobody@example.com", "wrong password"), codes.Unauthenticated)
+		}
+		wantCode(t, "the stranger after the limit", login(stranger, "owner@example.com", authtest.Password), codes.ResourceExhausted)
+		wantCode(t, "the stranger at the unknown email after the limit", login(stranger, "nobody@example.com", "x"), codes.ResourceExhausted)
+		if err := login("203.0.113.7", "owner@example.com", authtest.Password); err != nil {
+			t.Errorf("the owner, from an address the owner never used, after a stranger's guesses: %v", err)
 		}
 	})
 }

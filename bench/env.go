@@ -133,10 +133,17 @@ func startEnv(ctx context.Context, opts Options, need map[string]bool) (_ *env, 
 			return nil, err
 		}
 	}
+	// The replicas present a service credential to authsvc's revocation
+	// feed and introspection; the bench's users all register from one
+	// address. Environment rather than flags, which binaries older than
+	// these settings would refuse.
+	credential := make([]byte, 32)
+	_, _ = rand.Read(credential)
+	serviceCredential := base64.StdEncoding.EncodeToString(credential)
 	authAddr, err := e.start(ctx, procAuth, filepath.Join(e.bin, "authsvc"), []string{
 		"--dsn", authDSN,
 		"--revocation-poll-interval", "1s",
-	}, nil)
+	}, []string{"AUTHSVC_SERVICE_CREDENTIALS=" + serviceCredential, "AUTHSVC_REGISTER_ADDRESS_LIMIT=1000000"})
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +160,7 @@ func startEnv(ctx context.Context, opts Options, need map[string]bool) (_ *env, 
 	// address would hit the production default (50/s) at once.
 	// Environment rather than flags, which binaries older than the limiter
 	// would refuse.
-	catalogEnv := []string{"CATALOGSVC_RATE_LIMIT=1000000", "CATALOGSVC_RATE_BURST=1000000"}
+	catalogEnv := []string{"CATALOGSVC_RATE_LIMIT=1000000", "CATALOGSVC_RATE_BURST=1000000", "CATALOGSVC_SERVICE_CREDENTIAL=" + serviceCredential}
 	cartKeyEnv := append([]string{"CATALOGSVC_CART_KEY=" + base64.StdEncoding.EncodeToString(cartKey)}, catalogEnv...)
 	type spec struct {
 		name string

@@ -78,6 +78,15 @@ type Config struct {
 	// AuthTLSServerName, if set, is the name authsvc's certificate must
 	// carry instead of AuthAddr's host.
 	AuthTLSServerName string
+	// ServiceCredential is the secret this service presents to authsvc's
+	// service methods (the revocation feed, introspection): one of
+	// authsvc's --service-credentials. Not needed when authsvc accepts the
+	// client certificate (AuthTLSCert) as a service identity.
+	ServiceCredential string
+	// TrustedProxyHops is the number of proxies in front of catalogsvc that
+	// append to x-forwarded-for, to find the client address that limits
+	// unauthenticated callers; 0 uses the peer address.
+	TrustedProxyHops int
 	// Auth configures token validation.
 	Auth grpcauth.Config
 	// CatalogRefresh is the catalog snapshot's poll interval.
@@ -108,6 +117,15 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	fs.StringVar(&c.AuthTLSCert, "auth-tls-cert", "", "PEM client certificate to present to authsvc (mutual TLS; needs --auth-tls-key and --auth-tls-ca)")
 	fs.StringVar(&c.AuthTLSKey, "auth-tls-key", "", "PEM private key of --auth-tls-cert")
 	fs.StringVar(&c.AuthTLSServerName, "auth-tls-server-name", "", "name authsvc's certificate must carry, if not --auth-addr's host")
+	fs.StringVar(&c.ServiceCredential, "service-credential", "",
+		"secret presented to authsvc's revocation feed and introspection: one of authsvc's --service-credentials (secret; prefer the environment variable)")
+	fs.IntVar(&c.TrustedProxyHops, "trusted-proxy-hops", 0,
+		"proxies in front of catalogsvc that append to x-forwarded-for; 0 ignores the header and limits callers by peer address")
+	fs.IntVar(&c.Auth.RevocationCapacity, "revocation-capacity", grpcauth.DefaultRevocationCapacity,
+		"revocation entries held (about 50 bytes each); past it tokens are checked as when the feed is stale (--stale-policy)")
+	fs.IntVar(&c.Auth.Guard.Failures, "auth-failures", grpcauth.DefaultAuthFailures,
+		"failed token checks a client address may make in a burst before its calls are refused without a check")
+	fs.DurationVar(&c.Auth.Guard.Every, "auth-failure-every", grpcauth.DefaultAuthFailureEvery, "time that earns a client address one more failed token check")
 	fs.StringVar(&c.Auth.Mode, "auth-mode", grpcauth.ModeLocal, "token validation: local (verify signatures against authsvc's keys, follow its revocations) or remote (introspect every token at authsvc)")
 	fs.StringVar(&c.Auth.Issuer, "issuer", "tokencart-authsvc", "required token issuer (iss)")
 	fs.StringVar(&c.Auth.Audience, "audience", "tokencart", "required token audience (aud)")
@@ -147,7 +165,19 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--auth-addr %q is not host:port", c.AuthAddr))
 	}
 	if err := c.Auth.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("token validation (--auth-mode, --issuer, --audience, --token-leeway, --keyset-refresh, --revocation-staleness, --stale-policy, --token-cache-size, --introspect-cache-ttl): %w", err))
+		errs = append(errs, fmt.Errorf("token validation (--auth-mode, --issuer, --audience, --token-leeway, --keyset-refresh, --revocation-staleness, --stale-policy, --token-cache-size, --introspect-cache-ttl, --revocation-capacity, --auth-failures, --auth-failure-every): %w", err))
+	}
+	if c.TrustedProxyHops < 0 {
+		errs = append(errs, fmt.Errorf("--trusted-proxy-hops must not be negative, got %d", c.TrustedProxyHops))
+	}
+	switch {
+	case c.ServiceCredential != "":
+		if _, err := grpcauth.NewServices(grpcauth.ServicesConfig{Credentials: []string{c.ServiceCredential}}); err != nil {
+			errs = append(errs, fmt.Errorf("--service-credential %w", err))
+		}
+	case c.AuthTLSCert == "":
+		errs = append(errs, fmt.Errorf("--service-credential (%s_SERVICE_CREDENTIAL) is required, or a client certificate (--auth-tls-cert) that authsvc accepts as a service: "+
+			"authsvc's revocation feed and introspection admit services only", EnvPrefix))
 	}
 	if c.CatalogRefresh <= 0 {
 		errs = append(errs, fmt.Errorf("--catalog-refresh must be positive, got %v", c.CatalogRefresh))

@@ -1,6 +1,7 @@
 package catalogsvc_test
 
 import (
+	"crypto/rand"
 	"encoding/base64"
 	"flag"
 	"os"
@@ -13,6 +14,14 @@ import (
 	"github.com/tokencart/tokencart/internal/tlsconfig/tlstest"
 )
 
+// randomKey returns base64 of 32 random bytes: a cart key or a service
+// credential.
+func randomKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
 func TestRegisterFlags(t *testing.T) {
 	t.Parallel()
 	fs := flag.NewFlagSet("catalogsvc", flag.ContinueOnError)
@@ -21,14 +30,21 @@ func TestRegisterFlags(t *testing.T) {
 		"grpc-addr", "admin-addr", "dsn", "cart-mode", "cart-key", "cart-old-keys", "auth-addr", "auth-mode",
 		"issuer", "audience", "keyset-refresh", "revocation-staleness", "stale-policy", "token-cache-size",
 		"introspect-cache-ttl", "catalog-refresh", "seed", "auth-tls-ca", "auth-tls-cert", "auth-tls-key",
-		"auth-tls-server-name", "rate-limit", "rate-burst", "rate-limit-callers",
+		"auth-tls-server-name", "rate-limit", "rate-burst", "rate-limit-callers", "service-credential",
+		"trusted-proxy-hops", "revocation-capacity", "auth-failures", "auth-failure-every",
 	} {
 		if fs.Lookup(name) == nil {
 			t.Errorf("no --%s flag", name)
 		}
 	}
+	// The one setting without a default: the credential authsvc's service
+	// methods need.
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--service-credential") {
+		t.Errorf("defaults without a service credential: %v, want an error naming --service-credential", err)
+	}
+	cfg.ServiceCredential = randomKey()
 	if err := cfg.Validate(); err != nil {
-		t.Errorf("defaults do not validate: %v", err)
+		t.Errorf("defaults with a service credential do not validate: %v", err)
 	}
 	if cfg.DSN != "var/catalogsvc.db" || cfg.AuthAddr != "127.0.0.1:8081" || cfg.CartMode != "store" ||
 		cfg.Auth.Mode != "local" || cfg.Auth.Issuer != "tokencart-authsvc" || cfg.Auth.Audience != "tokencart" ||
@@ -40,7 +56,8 @@ func TestRegisterFlags(t *testing.T) {
 }
 
 func TestConfigFromEnvironment(t *testing.T) {
-	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	key := randomKey()
+	t.Setenv("CATALOGSVC_SERVICE_CREDENTIAL", randomKey())
 	t.Setenv("CATALOGSVC_CART_MODE", "request")
 	t.Setenv("CATALOGSVC_CART_KEY", key)
 	t.Setenv("CATALOGSVC_STALE_POLICY", "refuse")
@@ -59,8 +76,10 @@ func TestConfigFromEnvironment(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
-	secret := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	secret, credential := randomKey(), randomKey()
 	short := base64.StdEncoding.EncodeToString([]byte("too short"))
+	zero := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	text := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 	tests := []struct {
 		name string
 		args []string
@@ -90,26 +109,37 @@ func TestConfigValidate(t *testing.T) {
 		{"infinite rate limit", []string{"--rate-limit=+Inf"}},
 		{"zero burst", []string{"--rate-burst=0"}},
 		{"too few callers", []string{"--rate-limit-callers=8"}},
+		{"all-zero cart key", []string{"--cart-mode=request", "--cart-key=" + zero}},
+		{"cart key that is text", []string{"--cart-mode=request", "--cart-key=" + text}},
+		{"all-zero old cart key", []string{"--cart-mode=request", "--cart-key=" + secret, "--cart-old-keys=" + zero}},
+		{"no service credential", []string{"--service-credential="}},
+		{"service credential too short", []string{"--service-credential=" + short}},
+		{"all-zero service credential", []string{"--service-credential=" + zero}},
+		{"negative proxy hops", []string{"--trusted-proxy-hops=-1"}},
+		{"negative revocation capacity", []string{"--revocation-capacity=-1"}},
+		{"negative failure budget", []string{"--auth-failures=-1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fs := flag.NewFlagSet("catalogsvc", flag.ContinueOnError)
 			cfg := catalogsvc.RegisterFlags(fs)
-			if err := fs.Parse(tt.args); err != nil {
+			if err := fs.Parse(append([]string{"--service-credential=" + credential}, tt.args...)); err != nil {
 				t.Fatal(err)
 			}
 			err := cfg.Validate()
 			if err == nil {
 				t.Fatal("invalid configuration accepted")
 			}
-			if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), short) {
-				t.Errorf("error message leaks a key: %v", err)
+			for _, key := range []string{secret, short, zero, text, credential} {
+				if strings.Contains(err.Error(), key) {
+					t.Errorf("error message leaks a key: %v", err)
+				}
 			}
 		})
 	}
 	fs := flag.NewFlagSet("catalogsvc", flag.ContinueOnError)
 	cfg := catalogsvc.RegisterFlags(fs)
-	if err := fs.Parse([]string{"--cart-mode=request", "--cart-key=" + secret, "--cart-old-keys= " + base64.RawURLEncoding.EncodeToString([]byte("abcdef0123456789abcdef0123456789")) + ","}); err != nil {
+	if err := fs.Parse([]string{"--service-credential=" + credential, "--cart-mode=request", "--cart-key=" + secret, "--cart-old-keys= " + randomKey() + ","}); err != nil {
 		t.Fatal(err)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -118,7 +148,7 @@ func TestConfigValidate(t *testing.T) {
 	// A disabled rate limit needs no burst.
 	fs = flag.NewFlagSet("catalogsvc", flag.ContinueOnError)
 	cfg = catalogsvc.RegisterFlags(fs)
-	if err := fs.Parse([]string{"--rate-limit=0", "--rate-burst=0", "--rate-limit-callers=0"}); err != nil {
+	if err := fs.Parse([]string{"--service-credential=" + credential, "--rate-limit=0", "--rate-burst=0", "--rate-limit-callers=0"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := cfg.Validate(); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 
+	"github.com/tokencart/tokencart/authsvc/authtest"
 	"github.com/tokencart/tokencart/catalogsvc"
 	"github.com/tokencart/tokencart/client"
 	"github.com/tokencart/tokencart/internal/grpcauth/fakeauth"
@@ -87,11 +88,14 @@ func (c *cluster) config() catalogsvc.Config {
 	cfg.Serve.Logger = testLogger()
 	cfg.DSN, cfg.CartMode, cfg.CartKey = c.dsn, c.cartMode, c.cartKey
 	cfg.AuthAddr = c.authAddr
+	cfg.ServiceCredential = authtest.TestServiceCredential
 	cfg.Auth.RevocationStaleness = 2 * time.Second
 	cfg.CatalogRefresh = 200 * time.Millisecond
-	// Many tests send hundreds of calls a second as one user; the rate
-	// limit has tests of its own.
+	// Many tests send hundreds of calls a second as one user, or hundreds
+	// of bad tokens, all from 127.0.0.1; the rate limit and the failed-
+	// authentication limit have tests of their own.
 	cfg.RateLimit = 0
+	cfg.Auth.Guard.Failures = 100000
 	return cfg
 }
 

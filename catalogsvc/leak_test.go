@@ -60,6 +60,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 			addKey(s, "old cart key", old)
 			r := c.start(func(cfg *catalogsvc.Config) {
 				cfg.Serve.Logger, cfg.Serve.LogLevel, cfg.Serve.LogFormat = log, slog.LevelDebug, "json"
+				cfg.Serve.LogAllRefusals = true // every refusal's line is checked
 				cfg.CartOldKeys = old
 			})
 			session(t, c, r, auth, s)

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,7 @@ import (
 
 	"github.com/tokencart/tokencart/catalogsvc/cart"
 	"github.com/tokencart/tokencart/catalogsvc/store"
+	"github.com/tokencart/tokencart/client"
 	"github.com/tokencart/tokencart/internal/cartstate"
 	"github.com/tokencart/tokencart/internal/grpcauth"
 	"github.com/tokencart/tokencart/internal/ratelimit"
@@ -147,11 +149,20 @@ func (s *Service) init(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("authsvc TLS: %w", err)
 	}
-	conn, err := grpc.NewClient(s.cfg.AuthAddr, grpc.WithTransportCredentials(creds))
+	dialOpts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		// Back within seconds of authsvc, however long it was away.
+		grpc.WithConnectParams(client.ConnectParams),
+	}
+	if s.cfg.ServiceCredential != "" {
+		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(grpcauth.ServiceCredential(strings.TrimSpace(s.cfg.ServiceCredential))))
+	}
+	conn, err := grpc.NewClient(s.cfg.AuthAddr, dialOpts...)
 	if err != nil {
 		return fmt.Errorf("authsvc client: %w", err)
 	}
 	authCfg := s.cfg.Auth
+	authCfg.Guard.TrustedProxyHops = s.cfg.TrustedProxyHops
 	authCfg.Log = s.log.With("component", "grpcauth")
 	v, err := grpcauth.NewValidator(conn, authCfg)
 	if err != nil {
@@ -251,9 +262,11 @@ func (s *Service) NewServer(extra ...serve.Option) (*serve.Server, error) {
 	opts := []serve.Option{
 		serve.WithAuth(s.AuthFunc(), PublicMethods),
 		serve.WithReadiness("authsvc key set", s.Ready),
+		serve.WithReadiness("store", s.db.Ping),
+		serve.WithCollectors(s.validator.Collectors()...),
 	}
 	if s.cfg.RateLimit > 0 {
-		lim, err := ratelimit.New(s.cfg.RateLimit, s.cfg.RateBurst, s.cfg.RateLimitCallers)
+		lim, err := ratelimit.New(s.cfg.RateLimit, s.cfg.RateBurst, s.cfg.RateLimitCallers, grpcauth.CallerKey(s.cfg.TrustedProxyHops))
 		if err != nil {
 			return nil, err
 		}

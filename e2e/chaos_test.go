@@ -102,7 +102,7 @@ func runChaos(t *testing.T, prof profile, cfg clusterConfig) {
 	}
 	defer authConn.Close()
 	auth := authv1.NewAuthServiceClient(authConn)
-	adminToken := registerAdmin(t, ctx, auth)
+	adminToken := adminToken(t, ctx, auth)
 	products := someProducts(t, ctx, c.live()[0], 8)
 
 	st := newStats()
@@ -388,18 +388,13 @@ func mergeKeys(a, b map[string]int64) map[string]struct{} {
 	return out
 }
 
-func registerAdmin(t *testing.T, ctx context.Context, auth authv1.AuthServiceClient) string {
+// adminToken logs in as the admin account, which authsvc created at start
+// (--bootstrap-admin with its password).
+func adminToken(t *testing.T, ctx context.Context, auth authv1.AuthServiceClient) string {
 	t.Helper()
 	shed := []codes.Code{codes.ResourceExhausted, codes.Unavailable}
-	err := retryCodes(ctx, shed, func(ctx context.Context) error {
-		_, err := auth.Register(ctx, &authv1.RegisterRequest{Email: adminEmail, Password: adminPassword})
-		return err
-	})
-	if err != nil {
-		t.Fatalf("register admin: %v", err)
-	}
 	var resp *authv1.LoginResponse
-	err = retryCodes(ctx, shed, func(ctx context.Context) error {
+	err := retryCodes(ctx, shed, func(ctx context.Context) error {
 		var err error
 		resp, err = auth.Login(ctx, &authv1.LoginRequest{Email: adminEmail, Password: adminPassword})
 		return err

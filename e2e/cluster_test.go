@@ -2,6 +2,8 @@ package e2e_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"os"
@@ -38,6 +40,14 @@ const (
 	maxConnAgeGrace = time.Second
 )
 
+// serviceCredential is the secret the replicas present to authsvc's
+// revocation feed, as an operator's Secret would hold it.
+var serviceCredential = func() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}()
+
 type clusterConfig struct {
 	authDSN     string
 	catalogDSN  string
@@ -68,7 +78,11 @@ func startCluster(t *testing.T, cfg clusterConfig) *testCluster {
 			"--key-reload-interval", "200ms",
 			"--jwks-max-age", keysetRefresh.String(),
 			"--log-level", "warn",
+			// The shoppers all register and log in from 127.0.0.1.
+			"--register-address-limit", "10000",
 		},
+		// Secrets through the environment, as the manifests pass them.
+		Env:      []string{"AUTHSVC_SERVICE_CREDENTIALS=" + serviceCredential, "AUTHSVC_BOOTSTRAP_ADMIN_PASSWORD=" + adminPassword},
 		GRPCAddr: c.authAddr,
 	}, c.out)
 	if err != nil {
@@ -118,6 +132,7 @@ func (c *testCluster) startReplica(addr, adminAddr string) {
 		Name:     "catalog-" + addr,
 		Path:     filepath.Join(binDir, "catalogsvc"),
 		Args:     append([]string{"--grpc-addr", addr, "--admin-addr", adminAddr}, c.catalogArgs...),
+		Env:      []string{"CATALOGSVC_SERVICE_CREDENTIAL=" + serviceCredential},
 		GRPCAddr: addr,
 	}, c.out)
 	if err != nil {

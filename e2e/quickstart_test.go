@@ -62,7 +62,7 @@ func TestMakeRunQuickStart(t *testing.T) {
 		t.Fatalf("no walkthrough printed within 90 s\n%s", logTail.String())
 	}
 	if len(script) < 5 {
-		t.Fatalf("walkthrough has %d commands:\n%s", len(script), strings.Join(script, "\n"))
+		t.Fatalf("walkthrough has %d commands:\n%s\n--- launcher output (tail)\n%s", len(script), strings.Join(script, "\n"), logTail.String())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -72,9 +72,11 @@ func TestMakeRunQuickStart(t *testing.T) {
 		t.Fatalf("walkthrough failed: %v\n--- script\n%s\n--- output\n%s", err, strings.Join(script, "\n"), out)
 	}
 	got := string(out)
-	// The list, the registered account, and the cart read back through the
-	// last replica after the write through the first.
-	for _, want := range []string{"tokencart.catalog.v1.CartService", `"email": "ada@example.com"`, `"quantity": "2"`, `"version": "1"`} {
+	// The list, the registered account, the cart read back through the
+	// last replica after the write through the first, and the admin's
+	// roles.
+	for _, want := range []string{"tokencart.catalog.v1.CartService", `"email": "ada@example.com"`, `"quantity": "2"`, `"version": "1"`,
+		`"email": "admin@tokencart.local"`, `"admin",`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("walkthrough output lacks %s:\n%s", want, got)
 		}

@@ -22,14 +22,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/tokencart/tokencart/authsvc"
 	"github.com/tokencart/tokencart/authsvc/sqlstore"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/grpcauth"
 	"github.com/tokencart/tokencart/internal/serve"
 	"github.com/tokencart/tokencart/internal/token"
 )
@@ -44,13 +43,20 @@ const (
 
 // TestKeyEncryptionKey is the key-encryption key of every test server, one
 // value so that replicas sharing a store can read each other's keys.
-const TestKeyEncryptionKey = "YXV0aHRlc3QtYXV0aHRlc3QtYXV0aHRlc3QtYXV0aHQ=" // "authtest-authtest-authtest-autht"
+const TestKeyEncryptionKey = "OuvXkeUwlsBzMlbgdOoctwXSBxspXMkj8NisOdLJ780="
+
+// TestServiceCredential is the service credential every test server
+// accepts, for services under test that follow its revocation feed or
+// introspect tokens (ServiceClient presents it).
+const TestServiceCredential = "yM+71DmrShUXzHcWFtet4RTdH0/vGiYid4F6AWhuVdY="
 
 // Config returns the configuration Start uses before Options.Configure:
 // production settings made fast (minimum argon2id cost, keys reloaded
 // every 50ms and published 300ms before they sign, revocations polled
-// every 20ms), listening on 127.0.0.1:0, with TestKeyEncryptionKey
-// and AdminEmail as the bootstrap admin.
+// every 20ms), listening on 127.0.0.1:0, with TestKeyEncryptionKey,
+// TestServiceCredential, AdminEmail as the bootstrap admin (created with
+// Password at start) and per-address limits out of the way of tests that
+// all come from 127.0.0.1.
 func Config() authsvc.Config {
 	c := authsvc.DefaultConfig()
 	c.Serve.GRPCAddr, c.Serve.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
@@ -68,7 +74,14 @@ func Config() authsvc.Config {
 	c.RevocationHeartbeat = 500 * time.Millisecond
 	c.LoginAddressLimit = 1000 // every test client is 127.0.0.1
 	c.KeyEncryptionKey = TestKeyEncryptionKey
+	c.ServiceCredentials = TestServiceCredential
 	c.BootstrapAdmin = AdminEmail
+	c.BootstrapAdminPassword = Password
+	// Every test client is 127.0.0.1: per-address limits as high as the
+	// tests' own traffic needs, per-session ones as in production.
+	c.RegisterAddressLimit = 100000
+	c.RefreshAddressLimit = 100000
+	c.AuthFailures = 100000
 	return c
 }
 
@@ -97,9 +110,9 @@ type Server struct {
 	// Conn is a client connection to GRPCAddr; Client uses it.
 	Conn   *grpc.ClientConn
 	Client authv1.AuthServiceClient
-
-	adminOnce sync.Once
-	adminErr  error
+	// ServiceClient presents TestServiceCredential on every call, as a
+	// service following the revocation feed does.
+	ServiceClient authv1.AuthServiceClient
 }
 
 // Start runs an authsvc replica until the test ends.
@@ -164,10 +177,16 @@ func Start(t testing.TB, opts Options) *Server {
 		t.Fatalf("authtest: dial: %v", err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	serviceConn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(grpcauth.ServiceCredential(TestServiceCredential)))
+	if err != nil {
+		t.Fatalf("authtest: dial: %v", err)
+	}
+	t.Cleanup(func() { serviceConn.Close() })
 	return &Server{
 		Service: svc, Store: store, Config: cfg, DSN: dsn,
 		GRPCAddr: srv.GRPCAddr(), AdminAddr: srv.AdminAddr(),
-		Conn: conn, Client: authv1.NewAuthServiceClient(conn),
+		Conn: conn, Client: authv1.NewAuthServiceClient(conn), ServiceClient: authv1.NewAuthServiceClient(serviceConn),
 	}
 }
 
@@ -209,18 +228,9 @@ func (s *Server) NewCustomer(t testing.TB) (*authv1.User, string) {
 }
 
 // AdminToken returns a fresh access token of the admin account
-// (AdminEmail), registering it on first use.
+// (AdminEmail, which the server created at start).
 func (s *Server) AdminToken(t testing.TB) string {
 	t.Helper()
-	s.adminOnce.Do(func() {
-		_, err := s.Client.Register(t.Context(), &authv1.RegisterRequest{Email: AdminEmail, Password: Password})
-		if status.Code(err) != codes.AlreadyExists { // a replica sharing the store registered it
-			s.adminErr = err
-		}
-	})
-	if s.adminErr != nil {
-		t.Fatalf("authtest: register admin: %v", s.adminErr)
-	}
 	return s.Login(t, AdminEmail).GetAccessToken()
 }
 

@@ -18,6 +18,9 @@ import (
 // timeout, so writers queue on SQLite's lock and readers never wait.
 type SQLite struct {
 	db *sql.DB
+	// file notices the database file being deleted or replaced under the
+	// process, which SQLite does not: Ping and every commit check it.
+	file *sqldb.SQLiteFile
 	// stmts holds the hot statements prepared: the SQLite library's parser
 	// is otherwise about half of the cost of a cart read.
 	stmts map[string]*sql.Stmt
@@ -34,6 +37,9 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*SQLite, er
 		return nil, err
 	}
 	s := &SQLite{db: db, stmts: map[string]*sql.Stmt{}}
+	if s.file, err = sqldb.WatchSQLiteFile(path); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
 	for _, q := range []string{sqlCatalogVersion, sqlCart, sqlRequest, sqlInsertCart, sqlUpdateCart, sqlInsertRequest} {
 		//nolint:sqlclosecheck // kept for the store's life; Close closes them
 		if s.stmts[q], err = db.PrepareContext(ctx, q); err != nil {
@@ -70,8 +76,13 @@ func (s *SQLite) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) er
 	return err
 }
 
-// Ping checks that the database answers.
-func (s *SQLite) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+// Ping checks that the database file is still the one opened and answers.
+func (s *SQLite) Ping(ctx context.Context) error {
+	if err := s.file.Check(); err != nil {
+		return err
+	}
+	return s.db.PingContext(ctx)
+}
 
 // CatalogVersion returns the catalog's change counter.
 func (s *SQLite) CatalogVersion(ctx context.Context) (int64, error) {
@@ -216,7 +227,10 @@ func (s *SQLite) PruneRequests(ctx context.Context, cutoff time.Time) (int64, er
 	return n, wrap("prune requests", err)
 }
 
-// write runs fn in a write transaction, committing if it returns nil.
+// write runs fn in a write transaction, committing if it returns nil and
+// the database file is still the one opened, before and after the commit:
+// a write to a deleted or replaced file would be lost, so it is not
+// acknowledged.
 func (s *SQLite) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -228,5 +242,5 @@ func (s *SQLite) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
-	return tx.Commit()
+	return s.file.Commit(tx)
 }

@@ -39,14 +39,7 @@ type backend struct {
 var backends = []backend{
 	{"sqlite", func(t *testing.T) func(t *testing.T) Store {
 		path := filepath.Join(t.TempDir(), "catalog.db")
-		return func(t *testing.T) Store {
-			s, err := store.OpenSQLite(context.Background(), path, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { closeStore(t, s) })
-			return s
-		}
+		return func(t *testing.T) Store { return openSQLite(t, path) }
 	}},
 	{"postgres", func(t *testing.T) func(t *testing.T) Store {
 		dsn := pgtest.DSN(t)
@@ -59,6 +52,17 @@ var backends = []backend{
 			return s
 		}
 	}},
+}
+
+// openSQLite opens the SQLite store at path, closed when t ends.
+func openSQLite(t testing.TB, path string) *store.SQLite {
+	t.Helper()
+	s, err := store.OpenSQLite(context.Background(), path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeStore(t, s) })
+	return s
 }
 
 func closeStore(t testing.TB, s io.Closer) {

@@ -1,8 +1,11 @@
 // Command tokencart-run is what `make run` starts: authsvc and three
 // catalogsvc replicas as separate processes on the embedded SQLite default,
-// with data under a directory that survives restarts. It waits until every
-// process reports SERVING, prints the addresses and a grpcurl walkthrough,
-// and on Ctrl-C drains and stops every process.
+// with data under a directory that survives restarts. It creates the
+// development secrets there on first use (the key-encryption key, the
+// service credential the replicas present to authsvc, and the admin
+// account's password), waits until every process reports SERVING, prints
+// the addresses and a grpcurl walkthrough, and on Ctrl-C drains and stops
+// every process.
 package main
 
 import (
@@ -56,7 +59,16 @@ func run() error {
 	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
 		return err
 	}
-	kek, err := devKeyEncryptionKey(filepath.Join(*dataDir, "authsvc-dev.kek"))
+	kek, err := devSecret(filepath.Join(*dataDir, "authsvc-dev.kek"))
+	if err != nil {
+		return err
+	}
+	serviceCredential, err := devSecret(filepath.Join(*dataDir, "service-credential"))
+	if err != nil {
+		return err
+	}
+	admin := cluster.Admin{Email: "admin@tokencart.local", PasswordFile: filepath.Join(*dataDir, "admin-password")}
+	adminPassword, err := devSecret(admin.PasswordFile)
 	if err != nil {
 		return err
 	}
@@ -80,9 +92,13 @@ func run() error {
 			"--grpc-addr", authAddr,
 			"--admin-addr", adminOf(authAddr),
 			"--dsn", filepath.Join(*dataDir, "authsvc.db"),
-			"--bootstrap-admin", "admin@tokencart.local",
+			"--bootstrap-admin", admin.Email,
 		},
-		Env:      []string{"AUTHSVC_KEY_ENCRYPTION_KEY=" + kek},
+		Env: []string{
+			"AUTHSVC_KEY_ENCRYPTION_KEY=" + kek,
+			"AUTHSVC_SERVICE_CREDENTIALS=" + serviceCredential,
+			"AUTHSVC_BOOTSTRAP_ADMIN_PASSWORD=" + adminPassword,
+		},
 		GRPCAddr: authAddr,
 	}, out)
 	if err != nil {
@@ -105,6 +121,7 @@ func run() error {
 				"--dsn", filepath.Join(*dataDir, "catalogsvc.db"),
 				"--auth-addr", authAddr,
 			},
+			Env:      []string{"CATALOGSVC_SERVICE_CREDENTIAL=" + serviceCredential},
 			GRPCAddr: addr,
 		}, out)
 		if err != nil {
@@ -123,7 +140,7 @@ func run() error {
 		return err
 	}
 	printBanner(authAddr, catalogAddrs, cluster.QuickStart(grpcurlCommand(*grpcurl), authAddr, catalogAddrs,
-		"ada@example.com", "correct horse battery staple", productID))
+		"ada@example.com", "correct horse battery staple", productID, admin), admin)
 
 	// Serve until Ctrl-C, or until a process dies on its own.
 	exited := make(chan *cluster.Process, len(procs))
@@ -142,10 +159,10 @@ func run() error {
 	}
 }
 
-// devKeyEncryptionKey returns the key that encrypts authsvc's signing keys
-// at rest in development, creating it on first use. Production passes its
-// own through a secret.
-func devKeyEncryptionKey(path string) (string, error) {
+// devSecret returns the development secret kept at path (32 random bytes,
+// base64), creating it on first use. Production passes its own through a
+// Secret.
+func devSecret(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
 		return strings.TrimSpace(string(b)), nil
@@ -189,7 +206,7 @@ func grpcurlCommand(pinned string) string {
 	return pinned
 }
 
-func printBanner(authAddr string, catalogAddrs []string, commands []string) {
+func printBanner(authAddr string, catalogAddrs []string, commands []string, admin cluster.Admin) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\ntokencart is running (Ctrl-C stops it)\n\n")
 	for _, a := range append([]string{authAddr}, catalogAddrs...) {
@@ -199,6 +216,7 @@ func printBanner(authAddr string, catalogAddrs []string, commands []string) {
 		}
 		fmt.Fprintf(&b, "  %-11s gRPC %s   admin http://%s/metrics\n", name, a, adminOf(a))
 	}
+	fmt.Fprintf(&b, "\n  admin account %s, its password in %s\n", admin.Email, admin.PasswordFile)
 	fmt.Fprintf(&b, "\nTry it (the cart is written through one replica and read through another):\n\n")
 	for _, c := range commands {
 		fmt.Fprintf(&b, "  %s\n", c)

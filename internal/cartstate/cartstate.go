@@ -30,12 +30,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/tokencart/tokencart/internal/secret"
 )
 
 // Sizes of the format.
@@ -84,19 +84,15 @@ type Sealer struct {
 	byID    map[keyID]*key
 }
 
-// ParseKey decodes a base64 (standard or URL alphabet, padded or not)
-// secret of KeySize bytes.
+// ParseKey decodes a cart key: base64 (standard or URL alphabet, padded or
+// not) of KeySize random bytes. Keys that cannot be random (all zero, one
+// repeated byte, text) are refused; see package secret.
 func ParseKey(s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
-			if len(b) != KeySize {
-				return nil, fmt.Errorf("cart key must be %d bytes, got %d", KeySize, len(b))
-			}
-			return b, nil
-		}
+	b, err := secret.Decode(s, KeySize)
+	if err != nil {
+		return nil, fmt.Errorf("cart key %w", err)
 	}
-	return nil, errors.New("cart key is not base64")
+	return b, nil
 }
 
 // New returns a Sealer that seals with current and also opens blobs

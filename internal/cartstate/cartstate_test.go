@@ -140,7 +140,8 @@ func TestParseKey(t *testing.T) {
 			t.Errorf("ParseKey: %v", err)
 		}
 	}
-	for _, bad := range []string{"", "!!!", base64.StdEncoding.EncodeToString(secret[:16]), strings.Repeat("A", 60)} {
+	for _, bad := range []string{"", "!!!", base64.StdEncoding.EncodeToString(secret[:16]), strings.Repeat("A", 60),
+		base64.StdEncoding.EncodeToString(make([]byte, cartstate.KeySize))} {
 		if _, err := cartstate.ParseKey(bad); err == nil {
 			t.Errorf("ParseKey(%q) accepted", bad)
 		}

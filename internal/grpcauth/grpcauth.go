@@ -34,6 +34,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/tokencart/tokencart/internal/clientaddr"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -120,4 +121,16 @@ func RequireRole(ctx context.Context, role string) error {
 		return status.Errorf(codes.PermissionDenied, "the %s role is required", role)
 	}
 	return nil
+}
+
+// CallerKey returns a function naming the caller of a call, for per-caller
+// limits: the token subject of an authenticated call, else the client
+// address (see clientaddr, with trustedHops).
+func CallerKey(trustedHops int) func(context.Context) string {
+	return func(ctx context.Context) string {
+		if c, ok := ClaimsFrom(ctx); ok {
+			return "sub:" + c.Subject
+		}
+		return "ip:" + clientaddr.FromContext(ctx, trustedHops)
+	}
 }

@@ -27,6 +27,9 @@ var (
 	// client may retry, possibly on another replica.
 	errAuthUnavailable = status.Error(codes.Unavailable, "cannot check the token now; retry")
 	errInactive        = errors.New("token not active")
+	// errServiceRefused: authsvc does not accept this replica's service
+	// credential (a configuration error the replica's log names).
+	errServiceRefused = status.Error(codes.Unavailable, "cannot check the token now: authsvc refused this service's credential; retry")
 )
 
 // IntrospectorConfig configures an Introspector.
@@ -40,6 +43,9 @@ type IntrospectorConfig struct {
 	CacheTTL time.Duration
 	// CacheSize bounds the cache, in entries; zero disables it.
 	CacheSize int
+	// Guard limits the introspections of failing callers (Authenticate);
+	// nil means none.
+	Guard *Guard
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -54,6 +60,7 @@ type Introspector struct {
 	audience string
 	ttl      time.Duration
 	cache    *tokenCache
+	guard    *Guard
 	now      func() time.Time
 }
 
@@ -70,7 +77,7 @@ func NewIntrospector(cfg IntrospectorConfig) (*Introspector, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	i := &Introspector{client: cfg.Client, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cfg.CacheTTL, now: cfg.Now}
+	i := &Introspector{client: cfg.Client, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cfg.CacheTTL, guard: cfg.Guard, now: cfg.Now}
 	if cfg.CacheTTL > 0 {
 		i.cache = newTokenCache(cfg.CacheSize)
 	}
@@ -78,10 +85,23 @@ func NewIntrospector(cfg IntrospectorConfig) (*Introspector, error) {
 }
 
 // Authenticate asks authsvc whether raw is active. Text that is not even
-// shaped like one of our tokens is refused without a call, so garbage
-// cannot be amplified into load on authsvc.
+// shaped like one of our tokens is refused without a call, and a caller
+// that keeps presenting tokens authsvc does not know meets the Guard, so
+// garbage cannot be amplified into load on authsvc.
 func (i *Introspector) Authenticate(ctx context.Context, raw string) (token.Claims, error) {
-	return i.authenticate(ctx, raw, keyOf(raw))
+	k := keyOf(raw)
+	if c, ok := i.cache.get(k, i.now()); ok {
+		return c, nil
+	}
+	attempt, err := i.guard.check(ctx, k)
+	if err != nil {
+		return token.Claims{}, err
+	}
+	c, err := i.authenticate(ctx, raw, k)
+	if errors.Is(err, errInactive) || errors.Is(err, token.ErrMalformed) || errors.Is(err, token.ErrTooLarge) {
+		attempt.Failed(err)
+	}
+	return c, err
 }
 
 func (i *Introspector) authenticate(ctx context.Context, raw string, k tokenKey) (token.Claims, error) {
@@ -96,6 +116,11 @@ func (i *Introspector) authenticate(ctx context.Context, raw string, k tokenKey)
 	callCtx, cancel := context.WithTimeout(ctx, introspectTimeout)
 	defer cancel()
 	resp, err := i.client.IntrospectToken(callCtx, &authv1.IntrospectTokenRequest{Token: raw})
+	if status.Code(err) == codes.Unauthenticated || status.Code(err) == codes.PermissionDenied {
+		// authsvc refused this service, not the token: say so once per
+		// call, as Unavailable, so the client retries elsewhere.
+		return token.Claims{}, errServiceRefused
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return token.Claims{}, status.FromContextError(ctx.Err()).Err()
@@ -107,13 +132,14 @@ func (i *Introspector) authenticate(ctx context.Context, raw string, k tokenKey)
 		return token.Claims{}, errInactive
 	}
 	c := token.Claims{
-		Issuer:   resp.GetIssuer(),
-		Subject:  resp.GetSubject(),
-		Audience: resp.GetAudience(),
-		Roles:    resp.GetRoles(),
-		TokenID:  resp.GetTokenId(),
-		Expiry:   resp.GetExpireTime().AsTime(),
-		KeyID:    kid,
+		Issuer:    resp.GetIssuer(),
+		Subject:   resp.GetSubject(),
+		Audience:  resp.GetAudience(),
+		Roles:     resp.GetRoles(),
+		TokenID:   resp.GetTokenId(),
+		SessionID: resp.GetSessionId(),
+		Expiry:    resp.GetExpireTime().AsTime(),
+		KeyID:     kid,
 	}
 	if t := resp.GetIssueTime(); t != nil {
 		c.IssuedAt = t.AsTime()

@@ -132,7 +132,7 @@ func (k *KeySource) OnRemoved(fn func(kids []string)) {
 func (k *KeySource) Run(ctx context.Context) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 100 * time.Millisecond
-	b.MaxInterval = min(k.refresh, 10*time.Second)
+	b.MaxInterval = min(k.refresh, MaxReconnectWait)
 	timer := time.NewTimer(k.refresh)
 	defer timer.Stop()
 	failures := 0

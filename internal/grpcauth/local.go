@@ -50,6 +50,8 @@ type LocalConfig struct {
 	// CacheSize bounds the verified-token cache in entries; zero disables
 	// the cache (every call verifies the signature).
 	CacheSize int
+	// Guard limits the signature checks of failing callers; nil means none.
+	Guard *Guard
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -66,6 +68,7 @@ type Local struct {
 	policy    StalePolicy
 	intro     *Introspector
 	cache     *tokenCache
+	guard     *Guard
 	now       func() time.Time
 }
 
@@ -94,30 +97,37 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		policy:    cfg.StalePolicy,
 		intro:     cfg.Introspector,
 		cache:     newTokenCache(cfg.CacheSize),
+		guard:     cfg.Guard,
 		now:       cfg.Now,
 	}
 	cfg.Keys.OnRemoved(l.cache.dropKeyIDs)
 	return l, nil
 }
 
-// Authenticate implements Authenticator.
+// Authenticate implements Authenticator. A token found in the cache costs
+// a hash and two map lookups; any other goes through the Guard before its
+// signature is checked.
 func (l *Local) Authenticate(ctx context.Context, raw string) (token.Claims, error) {
 	now := l.now()
 	k := keyOf(raw)
 	c, ok := l.cache.get(k, now)
 	if !ok {
-		var err error
+		attempt, err := l.guard.check(ctx, k)
+		if err != nil {
+			return token.Claims{}, err
+		}
 		c, err = l.verifier.Verify(raw)
 		if errors.Is(err, token.ErrUnknownKey) && l.keys.RefreshUnknown(ctx) {
 			c, err = l.verifier.Verify(raw)
 		}
 		if err != nil {
+			attempt.Failed(err)
 			return token.Claims{}, err
 		}
 		// The entry dies at exp: past it, Verify decides (leeway included).
 		l.cache.put(k, c, c.Expiry, now)
 	}
-	if l.revs.Revoked(c.TokenID) {
+	if l.revs.Revoked(c) {
 		return token.Claims{}, errInactive
 	}
 	if !l.Stale(now) {
@@ -134,9 +144,11 @@ func (l *Local) Authenticate(ctx context.Context, raw string) (token.Claims, err
 	return c, nil
 }
 
-// Stale reports whether, at now, the revocation feed has been silent for
-// longer than the staleness bound (or has never spoken).
+// Stale reports whether, at now, the revocation set cannot be trusted: the
+// feed has been silent for longer than the staleness bound (or has never
+// spoken), or the set is not complete (its first replay has not ended, or
+// it overflowed its capacity).
 func (l *Local) Stale(now time.Time) bool {
 	last := l.revs.lastMsg.Load()
-	return last == 0 || now.UnixNano()-last > int64(l.staleness)
+	return last == 0 || now.UnixNano()-last > int64(l.staleness) || !l.revs.Complete()
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,10 +23,12 @@ const (
 	// silent (no revocation and no heartbeat) before the replica stops
 	// trusting its revocation set.
 	DefaultRevocationStaleness = 15 * time.Second
-	// pruneEvery is how often expired revocations are dropped.
-	pruneEvery = time.Minute
-	// maxReconnectWait caps the backoff between two reconnection attempts.
-	maxReconnectWait = 5 * time.Second
+	// defaultPruneEvery is how often expired entries are dropped.
+	defaultPruneEvery = time.Minute
+	// MaxReconnectWait caps the backoff between two attempts to reopen the
+	// feed, so that it is back within seconds of authsvc, however long the
+	// outage (the connection's own backoff must be as short: client.ConnectParams).
+	MaxReconnectWait = 2 * time.Second
 	// DefaultStreamLifetime is how long the feed keeps one stream before
 	// opening the next from its cursor. authsvc closes every connection
 	// MaxConnectionAge after it opened, MaxConnectionAgeGrace (10 s by
@@ -42,8 +43,12 @@ const (
 )
 
 // errRecycle ends a stream that has reached its lifetime; the next one
-// resumes from the cursor at once.
-var errRecycle = errors.New("stream lifetime reached")
+// resumes from the cursor at once. errResync ends one to replay the whole
+// state into a new set, once an overflowed set has room again.
+var (
+	errRecycle = errors.New("stream lifetime reached")
+	errResync  = errors.New("revocation set resync")
+)
 
 // RevocationsConfig configures a Revocations.
 type RevocationsConfig struct {
@@ -57,28 +62,42 @@ type RevocationsConfig struct {
 	// opened from the cursor; zero means DefaultStreamLifetime. Keep it
 	// below authsvc's --max-connection-age-grace.
 	StreamLifetime time.Duration
+	// Capacity bounds the entries held; zero means
+	// DefaultRevocationCapacity. Past it the set is incomplete (Complete
+	// reports false) until a resync from the start fits.
+	Capacity int
+	// PruneEvery is how often expired entries are dropped; zero means a
+	// minute.
+	PruneEvery time.Duration
 	// Log receives reconnections. Required.
 	Log *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
 
-// Revocations is the set of revoked, not yet expired access-token ids,
-// fed by authsvc's WatchRevocations stream. Lookups are lock-free. It records
-// when the feed last delivered a message (heartbeats included), so callers
-// can tell a quiet feed from a dead one.
+// Revocations is the replica's copy of authsvc's revocation state (revoked
+// sessions, accounts and single tokens), fed by its WatchRevocations stream.
+// It holds what is unexpired, at most Capacity entries. It records when the
+// feed last delivered a message (heartbeats included), so callers can tell
+// a quiet feed from a dead one, and whether it holds the whole state
+// (Complete): not before the first replay has ended, nor after an entry
+// could not be kept.
 type Revocations struct {
-	client   authv1.AuthServiceClient
-	idle     time.Duration
-	lifetime time.Duration
-	log      *slog.Logger
-	now      func() time.Time
+	client     authv1.AuthServiceClient
+	idle       time.Duration
+	lifetime   time.Duration
+	capacity   int
+	pruneEvery time.Duration
+	log        *slog.Logger
+	now        func() time.Time
 
-	revoked  sync.Map     // jti -> int64: unix nanoseconds after which the entry may go
-	n        atomic.Int64 // entries in revoked
-	lastMsg  atomic.Int64 // unix nanoseconds of the last message; 0 before the first
-	messages atomic.Int64 // messages received, for tests and metrics
-	connects atomic.Int64 // streams opened
+	set         atomic.Pointer[revocationSet]
+	synced      atomic.Bool  // the current set has received a whole replay
+	unsupported atomic.Bool  // an entry of a kind this replica does not know arrived
+	lastMsg     atomic.Int64 // unix nanoseconds of the last message; 0 before the first
+	messages    atomic.Int64 // messages received, for tests and metrics
+	connects    atomic.Int64 // streams opened
+	resyncs     atomic.Int64 // full replays after the set overflowed
 
 	// Only Run's goroutine uses these.
 	failures  int       // consecutive failed connections
@@ -100,16 +119,38 @@ func NewRevocations(cfg RevocationsConfig) (*Revocations, error) {
 	if cfg.StreamLifetime == 0 {
 		cfg.StreamLifetime = DefaultStreamLifetime
 	}
+	if cfg.Capacity < 0 || cfg.PruneEvery < 0 {
+		return nil, errors.New("revocations: capacity and prune interval must not be negative")
+	}
+	if cfg.PruneEvery == 0 {
+		cfg.PruneEvery = defaultPruneEvery
+	}
+	if cfg.Capacity == 0 {
+		cfg.Capacity = DefaultRevocationCapacity
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Revocations{client: cfg.Client, idle: cfg.IdleTimeout, lifetime: cfg.StreamLifetime, log: cfg.Log, now: cfg.Now}, nil
+	r := &Revocations{
+		client: cfg.Client, idle: cfg.IdleTimeout, lifetime: cfg.StreamLifetime, capacity: cfg.Capacity,
+		pruneEvery: cfg.PruneEvery, log: cfg.Log, now: cfg.Now,
+	}
+	r.set.Store(newRevocationSet(cfg.Capacity))
+	return r, nil
 }
 
-// Revoked reports whether the token with id jti has been revoked.
-func (r *Revocations) Revoked(jti string) bool {
-	_, ok := r.revoked.Load(jti)
-	return ok
+// Revoked reports whether the token with claims c has been revoked: its
+// session, its account (a cutoff after its session's creation) or the token
+// itself. Only meaningful while Complete.
+func (r *Revocations) Revoked(c token.Claims) bool {
+	return r.set.Load().revoked(c)
+}
+
+// Complete reports whether the set holds the whole revocation state as of
+// the last message: a replay has ended since it was (re)built, and no entry
+// had to be dropped or was of an unknown kind.
+func (r *Revocations) Complete() bool {
+	return r.synced.Load() && !r.unsupported.Load() && !r.set.Load().incomplete.Load()
 }
 
 // LastMessage returns when the feed last delivered a message, the zero time
@@ -122,8 +163,13 @@ func (r *Revocations) LastMessage() time.Time {
 	return time.Unix(0, n)
 }
 
-// Len returns the number of revocations held.
-func (r *Revocations) Len() int { return int(r.n.Load()) }
+// Len returns the number of entries held: accounts with revocations plus
+// their session and token entries.
+func (r *Revocations) Len() int { return r.set.Load().len() }
+
+// Resyncs returns how many times the set was rebuilt from a full replay
+// after it overflowed.
+func (r *Revocations) Resyncs() int64 { return r.resyncs.Load() }
 
 // Connects returns how many times the feed has been opened.
 func (r *Revocations) Connects() int64 { return r.connects.Load() }
@@ -137,11 +183,20 @@ func (r *Revocations) Connects() int64 { return r.connects.Load() }
 func (r *Revocations) Run(ctx context.Context) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 50 * time.Millisecond
-	b.MaxInterval = maxReconnectWait
+	b.MaxInterval = MaxReconnectWait
 	var cursor string
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		err := r.follow(ctx, &cursor, b)
-		for errors.Is(err, errRecycle) {
+		for errors.Is(err, errRecycle) || errors.Is(err, errResync) {
+			if errors.Is(err, errResync) {
+				// Start over from the whole state, into a new set: the
+				// old one cannot be told which entries it missed.
+				r.log.InfoContext(ctx, "revocation set has room again; replaying the whole state", "entries", r.Len())
+				r.resyncs.Add(1)
+				r.synced.Store(false)
+				r.set.Store(newRevocationSet(r.capacity))
+				cursor = ""
+			}
 			err = r.follow(ctx, &cursor, b)
 		}
 		if ctx.Err() != nil {
@@ -151,6 +206,8 @@ func (r *Revocations) Run(ctx context.Context) error {
 			// authsvc no longer knows our cursor (its history was pruned
 			// or reset): replay every unexpired revocation instead.
 			r.log.WarnContext(ctx, "revocation cursor rejected; replaying from the start", "error", err)
+			r.synced.Store(false)
+			r.set.Store(newRevocationSet(r.capacity))
 			cursor = ""
 		}
 		return struct{}{}, err
@@ -204,8 +261,13 @@ func (r *Revocations) follow(ctx context.Context, cursor *string, b backoff.Back
 		}
 		watchdog.Reset(r.idle)
 		now := r.now()
+		set := r.set.Load()
 		for _, rev := range msg.GetRevocations() {
-			r.add(rev, now)
+			r.add(ctx, set, rev, now)
+		}
+		if len(msg.GetRevocations()) == 0 && !r.synced.Load() {
+			// The first heartbeat marks the end of the replay.
+			r.synced.Store(true)
 		}
 		if c := msg.GetCursor(); c != "" {
 			*cursor = c
@@ -222,38 +284,59 @@ func (r *Revocations) follow(ctx context.Context, cursor *string, b backoff.Back
 			r.log.WarnContext(ctx, "authsvc heartbeat interval is not below the revocation staleness bound; the feed will look stale between heartbeats",
 				"heartbeat_interval", hb, "staleness", r.idle)
 		}
-		if now.Sub(r.lastPrune) >= pruneEvery {
-			r.prune(now)
+		if now.Sub(r.lastPrune) >= r.pruneEvery {
+			set.prune(now.UnixNano())
 			r.lastPrune = now
+			if set.incomplete.Load() && set.len() < r.capacity-r.capacity/8 {
+				return errResync
+			}
 		}
 	}
 }
 
-// add records one revocation. It is kept until its token can no longer be
-// accepted by any verifier: exp plus the largest clock-skew leeway.
-func (r *Revocations) add(rev *authv1.Revocation, now time.Time) {
-	jti := rev.GetTokenId()
-	if jti == "" {
-		return
-	}
-	until := now.Add(token.DefaultLifetime + token.MaxLeeway) // exp unknown: keep as long as any token lives
+// add records one entry of the feed in set. An entry is kept until every
+// token it covers can no longer be accepted by any verifier: its expiry
+// plus the largest clock-skew leeway.
+func (r *Revocations) add(ctx context.Context, set *revocationSet, rev *authv1.Revocation, now time.Time) {
+	until := now.Add(token.DefaultLifetime + token.MaxLeeway) // expiry unknown: as long as any token lives
 	if rev.GetExpireTime() != nil {
 		until = rev.GetExpireTime().AsTime().Add(token.MaxLeeway)
 	}
 	if !until.After(now) {
 		return
 	}
-	if _, loaded := r.revoked.LoadOrStore(jti, until.UnixNano()); !loaded {
-		r.n.Add(1)
+	e := revEntryInput{account: rev.GetSubject(), until: until.UnixNano()}
+	if t, ok := token.SessionTime(rev.GetSessionId()); ok {
+		e.session = t.UnixMicro()
 	}
-}
-
-func (r *Revocations) prune(now time.Time) {
-	nowNano := now.UnixNano()
-	r.revoked.Range(func(k, v any) bool {
-		if nowNano > v.(int64) && r.revoked.CompareAndDelete(k, v) {
-			r.n.Add(-1)
+	valid := e.account != ""
+	switch rev.GetKind() {
+	case authv1.RevocationKind_REVOCATION_KIND_UNSPECIFIED, authv1.RevocationKind_REVOCATION_KIND_TOKEN:
+		e.kind, e.id = hashToken, rev.GetTokenId()
+		valid = valid && e.id != ""
+	case authv1.RevocationKind_REVOCATION_KIND_SESSION:
+		e.kind, e.id = hashSession, rev.GetSessionId()
+		valid = valid && e.id != ""
+	case authv1.RevocationKind_REVOCATION_KIND_ACCOUNT:
+		e.kind = hashAccount
+		if b := rev.GetSessionsBefore(); b != nil {
+			e.before = b.AsTime().UnixMicro()
 		}
-		return true
-	})
+		valid = valid && e.before > 0
+	default:
+		valid = false
+	}
+	if !valid {
+		// An entry this replica cannot read may revoke anything: until an
+		// upgrade, every token is checked as when the feed is stale.
+		if !r.unsupported.Swap(true) {
+			r.log.ErrorContext(ctx, "revocation entry of an unknown kind or malformed; treating the revocation set as incomplete until restart",
+				"kind", rev.GetKind().String())
+		}
+		return
+	}
+	if !set.add(e) && !set.warnedFull.Swap(true) {
+		r.log.ErrorContext(ctx, "revocation set full; tokens are checked as when the feed is stale until it has room",
+			"capacity", r.capacity)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
 	"github.com/tokencart/tokencart/internal/grpcauth"
 	"github.com/tokencart/tokencart/internal/leaktest"
+	"github.com/tokencart/tokencart/internal/token"
 )
 
 // TestRevocationFeedOutlivesConnectionAge runs the feed against a real
@@ -30,7 +31,8 @@ func TestRevocationFeedOutlivesConnectionAge(t *testing.T) {
 		c.Serve.MaxConnectionAge = 300 * time.Millisecond
 		c.Serve.MaxConnectionAgeGrace = 2 * time.Second
 	}})
-	conn, err := grpc.NewClient(s.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(grpcauth.ServiceCredential(authtest.TestServiceCredential)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +60,7 @@ func TestRevocationFeedOutlivesConnectionAge(t *testing.T) {
 	var slowest time.Duration
 	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); {
 		access := s.Login(t, "feed@example.com").GetAccessToken()
-		intro, err := s.Client.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: access})
+		intro, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: access})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +68,8 @@ func TestRevocationFeedOutlivesConnectionAge(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		waitFor(t, "the revocation", func() bool { return revs.Revoked(intro.GetTokenId()) })
+		c := token.Claims{Subject: intro.GetSubject(), TokenID: intro.GetTokenId(), SessionID: intro.GetSessionId(), IssuedAt: intro.GetIssueTime().AsTime()}
+		waitFor(t, "the revocation", func() bool { return revs.Revoked(c) })
 		slowest = max(slowest, time.Since(start))
 		time.Sleep(100 * time.Millisecond)
 	}

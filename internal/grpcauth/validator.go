@@ -55,6 +55,11 @@ type Config struct {
 	// IntrospectCacheTTL is how long an introspection answer is reused
 	// (remote mode, and local mode while stale); zero disables that cache.
 	IntrospectCacheTTL time.Duration
+	// RevocationCapacity bounds the revocation set (local mode); zero
+	// means DefaultRevocationCapacity.
+	RevocationCapacity int
+	// Guard limits the token checks of callers that keep failing them.
+	Guard GuardConfig
 	// Log receives key-set and revocation-feed events. Required.
 	Log *slog.Logger
 	// Now returns the current time; nil means time.Now. For tests.
@@ -88,6 +93,12 @@ func (c Config) Validate() error {
 	if c.IntrospectCacheTTL < 0 {
 		errs = append(errs, fmt.Errorf("introspection cache TTL must not be negative, got %v", c.IntrospectCacheTTL))
 	}
+	if c.RevocationCapacity < 0 {
+		errs = append(errs, fmt.Errorf("revocation capacity must not be negative, got %d", c.RevocationCapacity))
+	}
+	if c.Guard.Failures < 0 || c.Guard.Every < 0 || c.Guard.Addresses < 0 || c.Guard.TrustedProxyHops < 0 {
+		errs = append(errs, errors.New("failed-authentication limits must not be negative"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -100,6 +111,7 @@ type Validator struct {
 	keys  *KeySource
 	revs  *Revocations
 	local *Local
+	guard *Guard
 }
 
 // NewValidator returns a Validator that reaches authsvc over conn.
@@ -114,21 +126,27 @@ func NewValidator(conn grpc.ClientConnInterface, cfg Config) (*Validator, error)
 		cfg.Now = time.Now
 	}
 	client := authv1.NewAuthServiceClient(conn)
+	guard, err := NewGuard(cfg.Guard)
+	if err != nil {
+		return nil, err
+	}
 	intro, err := NewIntrospector(IntrospectorConfig{
 		Client: client, Issuer: cfg.Issuer, Audience: cfg.Audience,
-		CacheTTL: cfg.IntrospectCacheTTL, CacheSize: introspectCacheSize, Now: cfg.Now,
+		CacheTTL: cfg.IntrospectCacheTTL, CacheSize: introspectCacheSize, Guard: guard, Now: cfg.Now,
 	})
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Mode == ModeRemote {
-		return &Validator{Authenticator: intro}, nil
+		return &Validator{Authenticator: intro, guard: guard}, nil
 	}
 	keys, err := NewKeySource(KeySourceConfig{Client: client, Refresh: cfg.KeySetRefresh, Log: cfg.Log})
 	if err != nil {
 		return nil, err
 	}
-	revs, err := NewRevocations(RevocationsConfig{Client: client, IdleTimeout: cfg.RevocationStaleness, Log: cfg.Log, Now: cfg.Now})
+	revs, err := NewRevocations(RevocationsConfig{
+		Client: client, IdleTimeout: cfg.RevocationStaleness, Capacity: cfg.RevocationCapacity, Log: cfg.Log, Now: cfg.Now,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -141,12 +159,12 @@ func NewValidator(conn grpc.ClientConnInterface, cfg Config) (*Validator, error)
 	local, err := NewLocal(LocalConfig{
 		Verifier: verifier, Keys: keys, Revocations: revs,
 		Staleness: cfg.RevocationStaleness, StalePolicy: cfg.StalePolicy, Introspector: intro,
-		CacheSize: cfg.TokenCacheSize, Now: cfg.Now,
+		CacheSize: cfg.TokenCacheSize, Guard: guard, Now: cfg.Now,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Validator{Authenticator: local, keys: keys, revs: revs, local: local}, nil
+	return &Validator{Authenticator: local, keys: keys, revs: revs, local: local, guard: guard}, nil
 }
 
 // Run keeps the key set and the revocation set fresh until ctx is done

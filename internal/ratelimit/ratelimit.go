@@ -1,8 +1,10 @@
 // Package ratelimit limits the calls of each caller separately, so that one
-// client cannot starve the others: a token bucket per token subject (per
-// client address for unauthenticated calls), as the Limiter of
-// go-grpc-middleware v2's ratelimit interceptor. It must run after the auth
-// interceptor, which puts the subject into the context.
+// client cannot starve the others: a token bucket per caller, named by a key
+// function (the token subject, or the client address for unauthenticated
+// calls), as the Limiter of go-grpc-middleware v2's ratelimit interceptor,
+// or by key directly (Exceeded and Spend) for limits on other events than
+// calls, such as failed authentications. The buckets remembered are
+// bounded.
 package ratelimit
 
 import (
@@ -10,7 +12,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
-	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -18,9 +19,6 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
-
-	"github.com/tokencart/tokencart/internal/grpcauth"
 )
 
 // RetryAfterHeader is the response header that tells a limited caller how
@@ -40,6 +38,7 @@ const evictionSample = 8
 // number of callers remembered. It implements the go-grpc-middleware
 // ratelimit.Limiter interface.
 type PerCaller struct {
+	key      func(context.Context) string
 	limit    rate.Limit
 	burst    int
 	perShard int
@@ -61,12 +60,13 @@ type bucket struct {
 // New returns a limiter allowing each caller perSecond calls a second on
 // average with bursts of burst, remembering at most maxCallers callers (the
 // least recently seen are forgotten, which only ever lets a caller through
-// sooner). Memory is about 200 bytes per remembered caller.
-func New(perSecond float64, burst, maxCallers int) (*PerCaller, error) {
-	if perSecond <= 0 || math.IsInf(perSecond, 0) || burst < 1 || maxCallers < MinCallers {
-		return nil, fmt.Errorf("ratelimit: need perSecond > 0, burst >= 1 and maxCallers >= %d", MinCallers)
+// sooner). key names the caller of a call (for Limit). Memory is about 200
+// bytes per remembered caller.
+func New(perSecond float64, burst, maxCallers int, key func(context.Context) string) (*PerCaller, error) {
+	if perSecond <= 0 || math.IsInf(perSecond, 0) || burst < 1 || maxCallers < MinCallers || key == nil {
+		return nil, fmt.Errorf("ratelimit: need perSecond > 0, burst >= 1, maxCallers >= %d and a key function", MinCallers)
 	}
-	p := &PerCaller{limit: rate.Limit(perSecond), burst: burst, perShard: maxCallers / shards, seed: maphash.MakeSeed(), now: time.Now}
+	p := &PerCaller{key: key, limit: rate.Limit(perSecond), burst: burst, perShard: maxCallers / shards, seed: maphash.MakeSeed(), now: time.Now}
 	for i := range p.shards {
 		p.shards[i].buckets = make(map[string]*bucket)
 	}
@@ -77,10 +77,42 @@ func New(perSecond float64, burst, maxCallers int) (*PerCaller, error) {
 // it returns an error saying when to retry, and sets the retry-after
 // response header.
 func (p *PerCaller) Limit(ctx context.Context) error {
-	key := callerKey(ctx)
+	delay := p.take(p.key(ctx), p.now())
+	if delay <= 0 {
+		return nil
+	}
+	secs := int(math.Ceil(delay.Seconds()))
+	_ = grpc.SetHeader(ctx, metadata.Pairs(RetryAfterHeader, strconv.Itoa(secs)))
+	return fmt.Errorf("per-caller rate limit exceeded; retry after %v", delay.Round(time.Millisecond))
+}
+
+// Exceeded reports whether key's bucket is empty, and if so how long until
+// it holds a token again, without taking one.
+func (p *PerCaller) Exceeded(key string) (time.Duration, bool) {
 	now := p.now()
 	sh := &p.shards[maphash.String(p.seed, key)%shards]
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	b, ok := sh.buckets[key]
+	if !ok {
+		return 0, false
+	}
+	tokens := b.lim.TokensAt(now)
+	if tokens >= 1 {
+		return 0, false
+	}
+	return time.Duration((1 - tokens) / float64(p.limit) * float64(time.Second)), true
+}
+
+// Spend takes one token from key's bucket if it has one.
+func (p *PerCaller) Spend(key string) { p.take(key, p.now()) }
+
+// take takes one token from key's bucket at now, or returns how long until
+// there is one (and takes nothing).
+func (p *PerCaller) take(key string, now time.Time) time.Duration {
+	sh := &p.shards[maphash.String(p.seed, key)%shards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	b, ok := sh.buckets[key]
 	if !ok {
 		if len(sh.buckets) >= p.perShard {
@@ -96,13 +128,7 @@ func (p *PerCaller) Limit(ctx context.Context) error {
 		// Not taken: a refused call must not use up the caller's future.
 		r.CancelAt(now)
 	}
-	sh.mu.Unlock()
-	if delay <= 0 {
-		return nil
-	}
-	secs := int(math.Ceil(delay.Seconds()))
-	_ = grpc.SetHeader(ctx, metadata.Pairs(RetryAfterHeader, strconv.Itoa(secs)))
-	return fmt.Errorf("per-caller rate limit exceeded; retry after %v", delay.Round(time.Millisecond))
+	return delay
 }
 
 // evict drops the least recently seen of a few buckets. Map iteration order
@@ -120,20 +146,4 @@ func (sh *shard) evict() {
 		}
 	}
 	delete(sh.buckets, oldestKey)
-}
-
-// callerKey is the token subject of an authenticated call, else the
-// client's IP address.
-func callerKey(ctx context.Context) string {
-	if c, ok := grpcauth.ClaimsFrom(ctx); ok {
-		return "sub:" + c.Subject
-	}
-	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
-		host, _, err := net.SplitHostPort(pr.Addr.String())
-		if err != nil {
-			host = pr.Addr.String()
-		}
-		return "ip:" + host
-	}
-	return "unknown"
 }

@@ -41,7 +41,7 @@ func (authenticator) Authenticate(_ context.Context, raw string) (token.Claims, 
 // refused with ResourceExhausted and a retry-after header, while bob's
 // calls, interleaved with hers, all pass.
 func TestOneCallerCannotStarveAnother(t *testing.T) {
-	lim, err := limit.New(0.1, 5, 1024) // one token per 10 s: nothing refills during the test
+	lim, err := limit.New(0.1, 5, 1024, grpcauth.CallerKey(0)) // one token per 10 s: nothing refills during the test
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestNewRejectsBadSettings(t *testing.T) {
 		{"too few callers", 1, 1, 4},
 	}
 	for _, tt := range tests {
-		if _, err := limit.New(tt.perSecond, tt.burst, tt.maxCallers); err == nil {
+		if _, err := limit.New(tt.perSecond, tt.burst, tt.maxCallers, grpcauth.CallerKey(0)); err == nil {
 			t.Errorf("%s: New accepted it", tt.name)
 		}
 	}
@@ -142,7 +142,7 @@ func TestNewRejectsBadSettings(t *testing.T) {
 // many distinct callers each get their full burst (forgetting a caller only
 // lets it through sooner), and the limiter keeps working.
 func TestMemoryBounded(t *testing.T) {
-	lim, err := limit.New(1, 1, 64)
+	lim, err := limit.New(1, 1, 64, grpcauth.CallerKey(0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,8 +29,9 @@ var errInternal = status.Error(codes.Internal, "internal error")
 //  0. trace context (tracing off): the caller's W3C trace context, so log
 //     lines and metric exemplars still carry its trace ID;
 //  1. metrics: counts and times every call, including rejected and panicking ones;
-//  2. logging: one line per finished call (health checks at debug), with the
-//     code and, for a panic, its value and stack — never payloads or metadata;
+//  2. logging: one line per finished call (health checks at debug; refusals
+//     at most ten a second), with the code and, for a panic, its value and
+//     stack — never payloads or metadata;
 //  3. recovery: turns a panic anywhere below into codes.Internal. It sits
 //     here rather than innermost so panics in the auth func and the extra
 //     interceptors are caught too, and still logged and counted above;
@@ -41,6 +42,9 @@ var errInternal = status.Error(codes.Internal, "internal error")
 func (s *Server) chain(o *options, metrics *grpcprom.ServerMetrics, tracing bool) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	exemplar := grpcprom.WithExemplarFromContext(traceExemplar)
 	logger := callLogger{log: s.log}
+	if !s.cfg.LogAllRefusals {
+		logger.refusals = &logLimiter{interval: refusalLogInterval}
+	}
 	rec := recovery.WithRecoveryHandlerContext(s.recoverPanic)
 
 	var unary []grpc.UnaryServerInterceptor

@@ -85,6 +85,10 @@ type Config struct {
 	TLSClientCAFile string
 	// EnablePprof serves net/http/pprof under /debug/pprof/ on the admin port.
 	EnablePprof bool
+	// LogAllRefusals logs every call refused with Unauthenticated,
+	// PermissionDenied or ResourceExhausted; by default at most ten such
+	// lines a second are written (the metrics count every call).
+	LogAllRefusals bool
 	// LogFormat ("text" or "json"; "" means text) and LogLevel configure the
 	// logger built by [Config.NewLogger].
 	LogFormat string
@@ -112,6 +116,8 @@ func RegisterFlags(fs *flag.FlagSet, cfg *Config, defaultGRPC, defaultAdmin stri
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key for --tls-cert")
 	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca", "", "PEM CA bundle; when set, gRPC clients must present a certificate it issued (mutual TLS)")
 	fs.BoolVar(&cfg.EnablePprof, "pprof", false, "serve /debug/pprof/ on the admin port")
+	fs.BoolVar(&cfg.LogAllRefusals, "log-all-refusals", false,
+		"log every call refused as Unauthenticated, PermissionDenied or ResourceExhausted (by default at most ten lines a second, which a flood cannot turn into a log line each)")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 }

@@ -8,5 +8,14 @@ func WithReadinessPollInterval(d time.Duration) Option {
 	return func(o *options) { o.pollInterval = d }
 }
 
+// WithoutMalformedRequests registers handlers without the wrapper that
+// counts malformed requests, so benchmarks can measure what it costs.
+func WithoutMalformedRequests() Option {
+	return func(o *options) { o.noMalformed = true }
+}
+
 // CheckUTF8 is the UTF-8 interceptors' check of one request.
 var CheckUTF8 = checkUTF8
+
+// RefusalLogInterval is the least time between two logged refusals.
+const RefusalLogInterval = refusalLogInterval

@@ -63,6 +63,21 @@ func (s *testService) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest
 	return resp, nil
 }
 
+// StreamingInputCall sums the sizes of the payloads it receives.
+func (s *testService) StreamingInputCall(stream testgrpc.TestService_StreamingInputCallServer) error {
+	var size int32
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return stream.SendAndClose(&testgrpc.StreamingInputCallResponse{AggregatedPayloadSize: size})
+		}
+		if err != nil {
+			return err
+		}
+		size += int32(len(req.GetPayload().GetBody()))
+	}
+}
+
 func (s *testService) StreamingOutputCall(req *testgrpc.StreamingOutputCallRequest, stream testgrpc.TestService_StreamingOutputCallServer) error {
 	if string(req.GetPayload().GetBody()) == "panic" {
 		panic("stream boom")
@@ -90,22 +105,25 @@ type testServer struct {
 }
 
 // start runs a server on 127.0.0.1:0 and stops it when the test ends,
-// failing the test if Run returns an error.
-func start(t *testing.T, cfg serve.Config, opts ...serve.Option) *testServer {
+// failing the test if Run returns an error. Unless cfg.Logger is set, the
+// server logs JSON at debug level to the testServer's logs.
+func start(t testing.TB, cfg serve.Config, opts ...serve.Option) *testServer {
 	t.Helper()
 	return startWith(t, cfg, nil, opts...)
 }
 
 // startWith is start, with register, if not nil, adding services of the
 // test's own beside the test service.
-func startWith(t *testing.T, cfg serve.Config, register func(*grpc.Server), opts ...serve.Option) *testServer {
+func startWith(t testing.TB, cfg serve.Config, register func(grpc.ServiceRegistrar), opts ...serve.Option) *testServer {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "testsvc"
 	}
 	cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	logs := &leaktest.Log{}
-	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	srv, err := serve.New(cfg, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -141,7 +159,7 @@ func startWith(t *testing.T, cfg serve.Config, register func(*grpc.Server), opts
 }
 
 // stop cancels Run's context and returns Run's result.
-func (ts *testServer) stop(t *testing.T) error {
+func (ts *testServer) stop(t testing.TB) error {
 	t.Helper()
 	ts.stopOnce.Do(ts.cancel)
 	select {
@@ -154,7 +172,7 @@ func (ts *testServer) stop(t *testing.T) error {
 }
 
 // dial returns a client connection to addr, closed when the test ends.
-func dial(t *testing.T, addr string) *grpc.ClientConn {
+func dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -165,7 +183,7 @@ func dial(t *testing.T, addr string) *grpc.ClientConn {
 }
 
 // testContext returns a context bounded by testTimeout.
-func testContext(t *testing.T) context.Context {
+func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	t.Cleanup(cancel)
 	return ctx

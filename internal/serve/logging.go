@@ -12,6 +12,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -31,8 +32,25 @@ import (
 // about a fifth of the server CPU of a no-op call (bench/RESULTS.md). Here a
 // call whose line the logger would drop costs one context value, and a
 // logged one builds its fields once.
+//
+// Refusals a caller can provoke at will and cheaply (Unauthenticated,
+// PermissionDenied, ResourceExhausted: bad or missing tokens, limits) are
+// logged at most ten lines a second per server, each saying how many were
+// left out before it: a flood of them must not cost a log line (and disk)
+// each. The metrics still count every one. Config.LogAllRefusals logs
+// them all.
 type callLogger struct {
-	log *slog.Logger
+	log      *slog.Logger
+	refusals *logLimiter // nil: every refusal is logged
+}
+
+// refusalLogInterval is the least time between two logged refusals.
+const refusalLogInterval = 100 * time.Millisecond
+
+// refusal reports whether calls that end with code are refusals whose lines
+// are limited.
+func refusal(code codes.Code) bool {
+	return code == codes.Unauthenticated || code == codes.PermissionDenied || code == codes.ResourceExhausted
 }
 
 func (l callLogger) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -76,8 +94,15 @@ func (l callLogger) finished(ctx context.Context, fullMethod, methodType string,
 	if !l.log.Enabled(ctx, level) {
 		return
 	}
+	suppressed := 0
+	if l.refusals != nil && refusal(code) {
+		var ok bool
+		if ok, suppressed = l.refusals.allow(time.Now()); !ok {
+			return
+		}
+	}
 	extra := logging.ExtractFields(ctx)
-	fields := make([]any, 0, 22+len(extra))
+	fields := make([]any, 0, 24+len(extra))
 	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
 		fields = append(fields, "trace_id", sc.TraceID().String())
 	}
@@ -103,6 +128,9 @@ func (l callLogger) finished(ctx context.Context, fullMethod, methodType string,
 	// Milliseconds with microsecond precision, as a string, as before.
 	ms := float32(time.Since(start).Microseconds()) / 1000
 	fields = append(fields, "grpc.time_ms", strconv.FormatFloat(float64(ms), 'f', -1, 32))
+	if suppressed > 0 {
+		fields = append(fields, "refusals_not_logged", suppressed)
+	}
 	l.log.Log(ctx, level, "finished call", fields...)
 }
 

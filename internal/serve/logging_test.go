@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
@@ -112,5 +113,73 @@ func TestFinishedCallFields(t *testing.T) {
 				t.Errorf("%s: unexpected %s = %v", tt.method, k, v)
 			}
 		}
+	}
+}
+
+// TestRefusalLogLimited: a flood of calls refused at authentication is
+// counted in full by the metrics but logged at most ten lines a second, the
+// next line saying how many were left out; other failures are all logged.
+func TestRefusalLogLimited(t *testing.T) {
+	t.Parallel()
+	refuse := func(context.Context) (context.Context, error) {
+		return nil, status.Error(codes.Unauthenticated, "no")
+	}
+	ts := start(t, serve.Config{}, serve.WithAuth(refuse, nil))
+	client := testgrpc.NewTestServiceClient(dial(t, ts.GRPCAddr()))
+	ctx := testContext(t)
+	const flood = 300
+	began := time.Now()
+	for range flood {
+		if _, err := client.EmptyCall(ctx, &testgrpc.Empty{}); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("EmptyCall: %v, want Unauthenticated", err)
+		}
+	}
+	took := time.Since(began)
+	time.Sleep(serve.RefusalLogInterval) // past the interval: the next refusal is logged
+	if _, err := client.EmptyCall(ctx, &testgrpc.Empty{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("EmptyCall: %v", err)
+	}
+	_, body := httpGet(t, ts.AdminAddr(), "/metrics")
+	if v, _ := metricValue(body, "grpc_server_handled_total", "grpc_method=EmptyCall", "grpc_code=Unauthenticated"); v != flood+1 {
+		t.Errorf("grpc_server_handled_total{Unauthenticated} = %v, want %d", v, flood+1)
+	}
+	logged, notLogged := 0, 0
+	for line := range strings.Lines(ts.logs.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %v: %s", err, line)
+		}
+		if rec["msg"] != "finished call" {
+			continue
+		}
+		logged++
+		if n, ok := rec["refusals_not_logged"].(float64); ok {
+			notLogged += int(n)
+		}
+	}
+	most := 2 + int(took/serve.RefusalLogInterval)
+	if logged < 2 || logged > most {
+		t.Errorf("%d refused calls in %v logged %d lines, want 2 to %d", flood+1, took, logged, most)
+	}
+	if logged+notLogged != flood+1 {
+		t.Errorf("%d lines logged and %d said to be left out, want %d in all", logged, notLogged, flood+1)
+	}
+}
+
+// TestLogAllRefusals: with LogAllRefusals every refused call has its line.
+func TestLogAllRefusals(t *testing.T) {
+	t.Parallel()
+	refuse := func(context.Context) (context.Context, error) {
+		return nil, status.Error(codes.PermissionDenied, "no")
+	}
+	ts := start(t, serve.Config{LogAllRefusals: true}, serve.WithAuth(refuse, nil))
+	client := testgrpc.NewTestServiceClient(dial(t, ts.GRPCAddr()))
+	for range 50 {
+		if _, err := client.EmptyCall(testContext(t), &testgrpc.Empty{}); status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("EmptyCall: %v", err)
+		}
+	}
+	if got := strings.Count(ts.logs.String(), `"msg":"finished call"`); got != 50 {
+		t.Errorf("%d lines for 50 refused calls, want 50", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 )
 
@@ -13,6 +14,7 @@ import (
 type Option func(*options)
 
 type options struct {
+	collectors   []prometheus.Collector
 	authSet      bool
 	authFn       auth.AuthFunc
 	public       []string
@@ -22,6 +24,8 @@ type options struct {
 	stream       []grpc.StreamServerInterceptor
 	serverOpts   []grpc.ServerOption
 	pollInterval time.Duration
+
+	noMalformed bool // benchmarks only: register handlers unwrapped (malformed.go)
 }
 
 type readinessCheck struct {
@@ -71,6 +75,14 @@ func WithReadiness(name string, check func(ctx context.Context) error) Option {
 func WithHTTPHandler(pattern string, h http.Handler) Option {
 	return func(o *options) {
 		o.routes = append(o.routes, route{pattern: pattern, handler: h})
+	}
+}
+
+// WithCollectors registers a service's own Prometheus metrics on the
+// server's registry, served on /metrics with the server's.
+func WithCollectors(cs ...prometheus.Collector) Option {
+	return func(o *options) {
+		o.collectors = append(o.collectors, cs...)
 	}
 }
 

@@ -23,6 +23,11 @@
 // requires client certificates (mutual TLS); see the tlsconfig package. The
 // admin port is always plaintext HTTP (see [Config.TLSCertFile] for why).
 //
+// A request that gRPC cannot decode fails with Internal before the unary
+// interceptors run; the handlers registered through [Server.GRPC] count it
+// in tokencart_grpc_malformed_requests_total and log it, at most once a
+// second.
+//
 // Tracing is on only when OTEL_EXPORTER_OTLP_ENDPOINT is set (see the
 // OpenTelemetry SDK environment variables). Otherwise no span is recorded,
 // but a caller's W3C trace context is still continued, so log lines and
@@ -71,6 +76,7 @@ type Server struct {
 	grpc         *grpc.Server
 	admin        *http.Server
 	metrics      *grpcprom.ServerMetrics
+	malformed    *malformedRequests // nil only in benchmarks that measure without it
 	registry     *prometheus.Registry
 	health       *health.Server
 	checks       []readinessCheck
@@ -142,6 +148,18 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	); err != nil {
 		return nil, fmt.Errorf("serve: register metrics: %w", err)
 	}
+	for _, c := range o.collectors {
+		if err := s.registry.Register(c); err != nil {
+			return nil, fmt.Errorf("serve: register metrics: %w", err)
+		}
+	}
+	if !o.noMalformed {
+		malformed, err := newMalformedRequests(s.log, s.registry)
+		if err != nil {
+			return nil, fmt.Errorf("serve: register metrics: %w", err)
+		}
+		s.malformed = malformed
+	}
 
 	admin, err := s.newAdminServer(s.registry, cfg.EnablePprof, o.routes)
 	if err != nil {
@@ -190,8 +208,8 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
 	s.grpc = grpc.NewServer(append(serverOpts, o.serverOpts...)...)
-	healthpb.RegisterHealthServer(s.grpc, healthService{Server: s.health, stopping: s.stopping})
-	reflection.Register(s.grpc)
+	healthpb.RegisterHealthServer(s.registrar(), healthService{Server: s.health, stopping: s.stopping})
+	reflection.Register(s.registrar())
 	return s, nil
 }
 
@@ -215,8 +233,15 @@ func (s *Server) setPublic(o *options) error {
 	return nil
 }
 
-// GRPC returns the gRPC server for services to register on before Run.
-func (s *Server) GRPC() *grpc.Server { return s.grpc }
+// GRPC returns what services register on before Run, e.g.
+// catalogv1.RegisterCatalogServiceServer(srv.GRPC(), h): the gRPC server,
+// through a registrar that counts and logs the requests gRPC cannot decode
+// (which fail before any interceptor runs).
+func (s *Server) GRPC() grpc.ServiceRegistrar { return s.registrar() }
+
+func (s *Server) registrar() registrar {
+	return registrar{grpc: s.grpc, malformed: s.malformed}
+}
 
 // Metrics returns the registry served on /metrics, for services to add
 // their own collectors.

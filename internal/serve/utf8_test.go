@@ -89,7 +89,7 @@ func (r *revocationStub) WatchRevocations(*authv1.WatchRevocationsRequest, grpc.
 func TestUTF8Interceptors(t *testing.T) {
 	t.Parallel()
 	carts, auth := &cartStub{}, &revocationStub{}
-	ts := startWith(t, serve.Config{}, func(s *grpc.Server) {
+	ts := startWith(t, serve.Config{}, func(s grpc.ServiceRegistrar) {
 		catalogv1.RegisterCartServiceServer(s, carts)
 		authv1.RegisterAuthServiceServer(s, auth)
 	})

@@ -16,13 +16,19 @@ import (
 // now rather than that the work is wrong: the server could not be reached
 // or dropped the connection, is starting or shutting down, has no
 // connection slot left, or (SQLite) the file stayed locked past the busy
-// timeout. Services answer these with Unavailable, which clients retry;
-// a mutation retried with its request_id is applied once even if the lost
-// reply hid a commit. A canceled or expired context is not transient here:
-// the caller maps its own context's errors.
+// timeout or was deleted or replaced under the process (a
+// *FileReplacedError: this replica fails until restarted, another may
+// serve the retry). Services answer these with Unavailable, which clients
+// retry; a mutation retried with its request_id is applied once even if
+// the lost reply hid a commit. A canceled or expired context is not
+// transient here: the caller maps its own context's errors.
 func Transient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
+	}
+	var replaced *FileReplacedError
+	if errors.As(err, &replaced) {
+		return true
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {

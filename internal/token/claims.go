@@ -46,11 +46,14 @@ var (
 // Claims is what an access token asserts, and what a verified token puts
 // into a request's context.
 type Claims struct {
-	Issuer    string
-	Subject   string
-	Audience  []string
-	Roles     []string
-	TokenID   string
+	Issuer   string
+	Subject  string
+	Audience []string
+	Roles    []string
+	TokenID  string
+	// SessionID is the sid claim: the session (one login, kept across
+	// refreshes) the token was issued in. Empty in tokens that name none.
+	SessionID string
 	IssuedAt  time.Time
 	NotBefore time.Time
 	Expiry    time.Time
@@ -82,6 +85,8 @@ func (c Claims) validateForSigning() error {
 		return fmt.Errorf("%w: audience is empty", ErrClaims)
 	case len(c.TokenID) < 16:
 		return fmt.Errorf("%w: token id shorter than 16 characters", ErrClaims)
+	case len(c.SessionID) > maxSessionIDLen:
+		return fmt.Errorf("%w: session id longer than %d characters", ErrClaims, maxSessionIDLen)
 	case c.IssuedAt.IsZero() || c.Expiry.IsZero():
 		return fmt.Errorf("%w: iat and exp are required", ErrClaims)
 	case !c.Expiry.After(c.IssuedAt):

@@ -10,8 +10,15 @@ import (
 	"github.com/go-jose/go-jose/v4"
 )
 
-// MaxKeySetSize bounds a JWKS document that ParseKeySet reads.
-const MaxKeySetSize = 256 << 10
+// Bounds of a key set, shared by the issuer and its consumers.
+const (
+	// MaxKeySetSize bounds a JWKS document that ParseKeySet reads.
+	MaxKeySetSize = 256 << 10
+	// MaxKeys is the most keys ParseKeySet accepts in one document, and so
+	// the most an issuer may publish at once. MaxKeys keys with the longest
+	// kids take a small fraction of MaxKeySetSize (TestMaxKeysFit).
+	MaxKeys = 64
+)
 
 // maxKeyIDLen bounds a kid, in the key set and in token headers.
 const maxKeyIDLen = 128
@@ -67,8 +74,8 @@ func (ks *KeySet) MarshalJSON() ([]byte, error) {
 
 // ParseKeySet reads a JWKS document. It accepts only Ed25519 public keys
 // ("kty":"OKP","crv":"Ed25519") for EdDSA signatures, each with a distinct,
-// non-empty kid; a private key, any other key type, algorithm or use, or a
-// document over MaxKeySetSize is an error.
+// non-empty kid; a private key, any other key type, algorithm or use, a
+// document over MaxKeySetSize or over MaxKeys keys is an error.
 func ParseKeySet(data []byte) (*KeySet, error) {
 	if len(data) > MaxKeySetSize {
 		return nil, fmt.Errorf("key set: document of %d bytes exceeds %d", len(data), MaxKeySetSize)
@@ -76,6 +83,9 @@ func ParseKeySet(data []byte) (*KeySet, error) {
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(data, &set); err != nil {
 		return nil, fmt.Errorf("key set: %w", err)
+	}
+	if len(set.Keys) > MaxKeys {
+		return nil, fmt.Errorf("key set: %d keys exceed %d", len(set.Keys), MaxKeys)
 	}
 	keys := make(map[string]ed25519.PublicKey, len(set.Keys))
 	for i, k := range set.Keys {

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -83,5 +84,38 @@ func TestParseKeySetRejects(t *testing.T) {
 				t.Errorf("ParseKeySet accepted %.80s", tt.doc)
 			}
 		})
+	}
+}
+
+// TestMaxKeysFit: a key set of MaxKeys keys with the longest kids parses,
+// is far below MaxKeySetSize, and one key more is refused.
+func TestMaxKeysFit(t *testing.T) {
+	t.Parallel()
+	pubs := map[string]ed25519.PublicKey{}
+	for i := range token.MaxKeys + 1 {
+		k, err := token.GenerateSigningKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kid := fmt.Sprintf("%03d", i) + strings.Repeat("k", 125)
+		pubs[kid] = k.Public()
+	}
+	all, err := json.Marshal(token.NewKeySet(pubs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := token.ParseKeySet(all); err == nil {
+		t.Errorf("a key set of %d keys was accepted", token.MaxKeys+1)
+	}
+	delete(pubs, fmt.Sprintf("%03d", token.MaxKeys)+strings.Repeat("k", 125))
+	doc, err := json.Marshal(token.NewKeySet(pubs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc) > token.MaxKeySetSize/4 {
+		t.Errorf("%d keys take %d bytes, more than a quarter of %d", token.MaxKeys, len(doc), token.MaxKeySetSize)
+	}
+	if set, err := token.ParseKeySet(doc); err != nil || set.Len() != token.MaxKeys {
+		t.Errorf("ParseKeySet of %d keys: %v", token.MaxKeys, err)
 	}
 }

@@ -32,6 +32,9 @@ func (k SigningKey) Public() ed25519.PublicKey {
 // privateClaims are the claims beyond the registered ones.
 type privateClaims struct {
 	Roles []string `json:"roles"`
+	// SessionID is the OpenID Connect "sid" claim (registered in the IANA
+	// JWT claims registry), omitted when empty.
+	SessionID string `json:"sid,omitempty"`
 }
 
 // Sign returns c as a compact JWS signed with key. It sets the kid and typ
@@ -65,7 +68,7 @@ func Sign(key SigningKey, c Claims) (string, error) {
 	if roles == nil {
 		roles = []string{}
 	}
-	raw, err := jwt.Signed(signer).Claims(std).Claims(privateClaims{Roles: roles}).Serialize()
+	raw, err := jwt.Signed(signer).Claims(std).Claims(privateClaims{Roles: roles, SessionID: c.SessionID}).Serialize()
 	if err != nil {
 		return "", fmt.Errorf("sign: %w", err)
 	}

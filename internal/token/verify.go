@@ -104,6 +104,9 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 	if std.Expiry == nil || std.IssuedAt == nil || std.ID == "" || std.Subject == "" {
 		return Claims{}, fmt.Errorf("%w: exp, iat, jti and sub are required", ErrClaims)
 	}
+	if len(priv.SessionID) > maxSessionIDLen {
+		return Claims{}, fmt.Errorf("%w: sid longer than %d characters", ErrClaims, maxSessionIDLen)
+	}
 	err = std.ValidateWithLeeway(jwt.Expected{
 		Issuer:      v.issuer,
 		AnyAudience: jwt.Audience{v.audience},
@@ -118,14 +121,15 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: %w", ErrClaims, err)
 	}
 	c := Claims{
-		Issuer:   std.Issuer,
-		Subject:  std.Subject,
-		Audience: []string(std.Audience),
-		Roles:    priv.Roles,
-		TokenID:  std.ID,
-		IssuedAt: std.IssuedAt.Time(),
-		Expiry:   std.Expiry.Time(),
-		KeyID:    h.Kid,
+		Issuer:    std.Issuer,
+		Subject:   std.Subject,
+		Audience:  []string(std.Audience),
+		Roles:     priv.Roles,
+		TokenID:   std.ID,
+		SessionID: priv.SessionID,
+		IssuedAt:  std.IssuedAt.Time(),
+		Expiry:    std.Expiry.Time(),
+		KeyID:     h.Kid,
 	}
 	if std.NotBefore != nil {
 		c.NotBefore = std.NotBefore.Time()

@@ -19,11 +19,13 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/grpcauth"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -42,16 +44,25 @@ type Server struct {
 	addr      string
 	heartbeat time.Duration
 
+	serving struct {
+		sync.Mutex // guards gs and done
+		gs         *grpc.Server
+		done       chan struct{}
+	}
+
 	mu              sync.Mutex // guards the fields below
 	signer          token.SigningKey
 	published       []token.SigningKey // keys in the JWKS, signer included
 	history         []*authv1.Revocation
-	revoked         map[string]bool
-	feedDown        bool          // WatchRevocations fails and open streams end
-	feedSilent      bool          // open streams stay open but send nothing
-	introspectDown  bool          // IntrospectToken fails with Unavailable
-	keySetDown      bool          // GetKeySet fails with Unavailable
-	changed         chan struct{} // closed and replaced on every change
+	revoked         map[string]bool      // token ids
+	revokedSessions map[string]bool      // session ids
+	cutoffs         map[string]time.Time // account: sessions created before it are revoked
+	serviceCred     string               // required on the service methods when set
+	feedDown        bool                 // WatchRevocations fails and open streams end
+	feedSilent      bool                 // open streams stay open but send nothing
+	introspectDown  bool                 // IntrospectToken fails with Unavailable
+	keySetDown      bool                 // GetKeySet fails with Unavailable
+	changed         chan struct{}        // closed and replaced on every change
 	verifierForKeys *token.Verifier
 
 	keySetCalls     atomic.Int64
@@ -65,6 +76,10 @@ type Option func(*Server)
 // WithHeartbeat sets the feed's heartbeat interval.
 func WithHeartbeat(d time.Duration) Option { return func(s *Server) { s.heartbeat = d } }
 
+// WithServiceCredential makes WatchRevocations and IntrospectToken require
+// cred in the service-credential metadata, as authsvc does.
+func WithServiceCredential(cred string) Option { return func(s *Server) { s.serviceCred = cred } }
+
 // Start runs a fake authsvc on 127.0.0.1:0 until the test ends.
 func Start(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
@@ -73,17 +88,28 @@ func Start(tb testing.TB, opts ...Option) *Server {
 		tb.Fatal(err)
 	}
 	s := &Server{
-		heartbeat: DefaultHeartbeat,
-		signer:    key,
-		published: []token.SigningKey{key},
-		revoked:   map[string]bool{},
-		changed:   make(chan struct{}),
+		heartbeat:       DefaultHeartbeat,
+		signer:          key,
+		published:       []token.SigningKey{key},
+		revoked:         map[string]bool{},
+		revokedSessions: map[string]bool{},
+		cutoffs:         map[string]time.Time{},
+		changed:         make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(s)
 	}
 	s.rebuildVerifierLocked()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	s.addr = "127.0.0.1:0"
+	s.serve(tb)
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// serve listens on s.addr (choosing a port the first time) and serves.
+func (s *Server) serve(tb testing.TB) {
+	tb.Helper()
+	lis, err := net.Listen("tcp", s.addr)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -95,24 +121,42 @@ func Start(tb testing.TB, opts ...Option) *Server {
 		defer close(done)
 		_ = gs.Serve(lis)
 	}()
-	tb.Cleanup(func() {
-		gs.Stop()
-		<-done
-	})
-	return s
+	s.serving.Lock()
+	s.serving.gs, s.serving.done = gs, done
+	s.serving.Unlock()
+}
+
+// Stop stops serving: connections are closed and new ones refused, as
+// when authsvc is down, until Restart.
+func (s *Server) Stop() {
+	s.serving.Lock()
+	defer s.serving.Unlock()
+	if s.serving.gs == nil {
+		return
+	}
+	s.serving.gs.Stop()
+	<-s.serving.done
+	s.serving.gs = nil
+}
+
+// Restart serves again on the same address, with the same keys and
+// revocations.
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
+	s.serve(tb)
 }
 
 // Addr returns the server's host:port.
 func (s *Server) Addr() string { return s.addr }
 
-// Mint returns a token for subject with roles, valid for an hour, signed by
-// the current signing key.
+// Mint returns a token for subject with roles, in a new session, valid for
+// an hour, signed by the current signing key.
 func (s *Server) Mint(tb testing.TB, subject string, roles ...string) string {
 	tb.Helper()
 	now := time.Now()
 	return s.MintClaims(tb, token.Claims{
 		Issuer: Issuer, Subject: subject, Audience: []string{Audience}, Roles: roles,
-		TokenID: token.NewID(), IssuedAt: now.Add(-time.Second), Expiry: now.Add(time.Hour),
+		TokenID: token.NewID(), SessionID: token.NewSessionID(now), IssuedAt: now.Add(-time.Second), Expiry: now.Add(time.Hour),
 	})
 }
 
@@ -129,22 +173,73 @@ func (s *Server) MintClaims(tb testing.TB, c token.Claims) string {
 	return raw
 }
 
-// Revoke revokes raw (which must be a token this fake minted) and pushes
-// the revocation to every open feed.
+// Revoke revokes the one token raw (which must be a token this fake
+// minted) and pushes the entry to every open feed.
 func (s *Server) Revoke(tb testing.TB, raw string) {
 	tb.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.verifierForKeys.Verify(raw)
-	if err != nil {
-		tb.Fatalf("revoke: %v", err)
-	}
+	c := s.verifyLocked(tb, raw)
 	s.revoked[c.TokenID] = true
-	s.history = append(s.history, &authv1.Revocation{
-		TokenId: c.TokenID, Subject: c.Subject,
+	s.publishLocked(&authv1.Revocation{
+		Kind: authv1.RevocationKind_REVOCATION_KIND_TOKEN, TokenId: c.TokenID, Subject: c.Subject, SessionId: c.SessionID,
 		ExpireTime: timestamppb.New(c.Expiry), RevokeTime: timestamppb.Now(),
 	})
+}
+
+// RevokeSession revokes the session of raw, as authsvc's Logout does.
+func (s *Server) RevokeSession(tb testing.TB, raw string) {
+	tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.verifyLocked(tb, raw)
+	s.revokedSessions[c.SessionID] = true
+	s.publishLocked(&authv1.Revocation{
+		Kind: authv1.RevocationKind_REVOCATION_KIND_SESSION, SessionId: c.SessionID, Subject: c.Subject,
+		ExpireTime: timestamppb.New(c.Expiry), RevokeTime: timestamppb.Now(),
+	})
+}
+
+// RevokeAccount revokes every session of subject created before before.
+func (s *Server) RevokeAccount(subject string, before time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cutoffs[subject] = before
+	s.publishLocked(&authv1.Revocation{
+		Kind: authv1.RevocationKind_REVOCATION_KIND_ACCOUNT, Subject: subject, SessionsBefore: timestamppb.New(before),
+		ExpireTime: timestamppb.New(time.Now().Add(2 * time.Hour)), RevokeTime: timestamppb.Now(),
+	})
+}
+
+// PublishEntry sends rev, as it is, to every open feed: for entries authsvc
+// would not send.
+func (s *Server) PublishEntry(rev *authv1.Revocation) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.publishLocked(rev)
+}
+
+func (s *Server) verifyLocked(tb testing.TB, raw string) token.Claims {
+	tb.Helper()
+	c, err := s.verifierForKeys.Verify(raw)
+	if err != nil {
+		tb.Fatalf("fakeauth: not a token of this fake: %v", err)
+	}
+	return c
+}
+
+func (s *Server) publishLocked(rev *authv1.Revocation) {
+	s.history = append(s.history, rev)
 	s.notifyLocked()
+}
+
+// revokedLocked reports whether an entry revokes c.
+func (s *Server) revokedLocked(c token.Claims) bool {
+	if s.revoked[c.TokenID] || (c.SessionID != "" && s.revokedSessions[c.SessionID]) {
+		return true
+	}
+	cut, ok := s.cutoffs[c.Subject]
+	return ok && cut.After(c.CoveredBefore())
 }
 
 // RotateKey makes a new key the signer and publishes it; the old keys stay
@@ -269,28 +364,46 @@ func (s *Server) GetKeySet(context.Context, *authv1.GetKeySetRequest) (*authv1.G
 }
 
 // IntrospectToken reports whether a token verifies and is not revoked.
-func (s *Server) IntrospectToken(_ context.Context, req *authv1.IntrospectTokenRequest) (*authv1.IntrospectTokenResponse, error) {
+func (s *Server) IntrospectToken(ctx context.Context, req *authv1.IntrospectTokenRequest) (*authv1.IntrospectTokenResponse, error) {
 	s.introspectCalls.Add(1)
+	if err := s.checkService(ctx); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.introspectDown {
 		return nil, status.Error(codes.Unavailable, "introspection down")
 	}
 	c, err := s.verifierForKeys.Verify(req.GetToken())
-	if err != nil || s.revoked[c.TokenID] {
+	if err != nil || s.revokedLocked(c) {
 		return &authv1.IntrospectTokenResponse{}, nil
 	}
 	return &authv1.IntrospectTokenResponse{
 		Active: true, Subject: c.Subject, Roles: c.Roles, ExpireTime: timestamppb.New(c.Expiry),
 		IssueTime: timestamppb.New(c.IssuedAt), NotBeforeTime: timestamppb.New(c.NotBefore),
-		TokenId: c.TokenID, Issuer: c.Issuer, Audience: c.Audience, TokenType: "Bearer",
+		TokenId: c.TokenID, Issuer: c.Issuer, Audience: c.Audience, TokenType: "Bearer", SessionId: c.SessionID,
 	}, nil
+}
+
+// checkService refuses a caller without the service credential, when one
+// is required.
+func (s *Server) checkService(ctx context.Context) error {
+	if s.serviceCred == "" {
+		return nil
+	}
+	if v := metadata.ValueFromIncomingContext(ctx, grpcauth.ServiceCredentialHeader); len(v) != 1 || v[0] != s.serviceCred {
+		return status.Error(codes.Unauthenticated, "service credential required")
+	}
+	return nil
 }
 
 // WatchRevocations replays the revocations after the cursor (an index into
 // the history), then follows new ones with heartbeats.
 func (s *Server) WatchRevocations(req *authv1.WatchRevocationsRequest, stream authv1.AuthService_WatchRevocationsServer) error {
 	s.watchCalls.Add(1)
+	if err := s.checkService(stream.Context()); err != nil {
+		return err
+	}
 	pos := 0
 	if c := req.GetCursor(); c != "" {
 		n, err := strconv.Atoi(c)

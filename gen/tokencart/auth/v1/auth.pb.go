@@ -23,6 +23,122 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// RevocationScope says how much a revocation covers.
+type RevocationScope int32
+
+const (
+	// The token's session.
+	RevocationScope_REVOCATION_SCOPE_UNSPECIFIED RevocationScope = 0
+	// The token's session: every access token issued in it and its refresh
+	// token.
+	RevocationScope_REVOCATION_SCOPE_SESSION RevocationScope = 1
+	// This access token only (not valid for a refresh token). Limited per
+	// caller: prefer revoking the session.
+	RevocationScope_REVOCATION_SCOPE_TOKEN RevocationScope = 2
+	// Every session of the token's account.
+	RevocationScope_REVOCATION_SCOPE_ACCOUNT RevocationScope = 3
+)
+
+// Enum value maps for RevocationScope.
+var (
+	RevocationScope_name = map[int32]string{
+		0: "REVOCATION_SCOPE_UNSPECIFIED",
+		1: "REVOCATION_SCOPE_SESSION",
+		2: "REVOCATION_SCOPE_TOKEN",
+		3: "REVOCATION_SCOPE_ACCOUNT",
+	}
+	RevocationScope_value = map[string]int32{
+		"REVOCATION_SCOPE_UNSPECIFIED": 0,
+		"REVOCATION_SCOPE_SESSION":     1,
+		"REVOCATION_SCOPE_TOKEN":       2,
+		"REVOCATION_SCOPE_ACCOUNT":     3,
+	}
+)
+
+func (x RevocationScope) Enum() *RevocationScope {
+	p := new(RevocationScope)
+	*p = x
+	return p
+}
+
+func (x RevocationScope) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RevocationScope) Descriptor() protoreflect.EnumDescriptor {
+	return file_tokencart_auth_v1_auth_proto_enumTypes[0].Descriptor()
+}
+
+func (RevocationScope) Type() protoreflect.EnumType {
+	return &file_tokencart_auth_v1_auth_proto_enumTypes[0]
+}
+
+func (x RevocationScope) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RevocationScope.Descriptor instead.
+func (RevocationScope) EnumDescriptor() ([]byte, []int) {
+	return file_tokencart_auth_v1_auth_proto_rawDescGZIP(), []int{0}
+}
+
+// RevocationKind is what a Revocation entry revokes.
+type RevocationKind int32
+
+const (
+	// A single access token (entries recorded before sessions existed).
+	RevocationKind_REVOCATION_KIND_UNSPECIFIED RevocationKind = 0
+	// A single access token, by `jti`.
+	RevocationKind_REVOCATION_KIND_TOKEN RevocationKind = 1
+	// A session, by `sid`: every access token issued in it.
+	RevocationKind_REVOCATION_KIND_SESSION RevocationKind = 2
+	// An account: every session created before sessions_before.
+	RevocationKind_REVOCATION_KIND_ACCOUNT RevocationKind = 3
+)
+
+// Enum value maps for RevocationKind.
+var (
+	RevocationKind_name = map[int32]string{
+		0: "REVOCATION_KIND_UNSPECIFIED",
+		1: "REVOCATION_KIND_TOKEN",
+		2: "REVOCATION_KIND_SESSION",
+		3: "REVOCATION_KIND_ACCOUNT",
+	}
+	RevocationKind_value = map[string]int32{
+		"REVOCATION_KIND_UNSPECIFIED": 0,
+		"REVOCATION_KIND_TOKEN":       1,
+		"REVOCATION_KIND_SESSION":     2,
+		"REVOCATION_KIND_ACCOUNT":     3,
+	}
+)
+
+func (x RevocationKind) Enum() *RevocationKind {
+	p := new(RevocationKind)
+	*p = x
+	return p
+}
+
+func (x RevocationKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RevocationKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_tokencart_auth_v1_auth_proto_enumTypes[1].Descriptor()
+}
+
+func (RevocationKind) Type() protoreflect.EnumType {
+	return &file_tokencart_auth_v1_auth_proto_enumTypes[1]
+}
+
+func (x RevocationKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RevocationKind.Descriptor instead.
+func (RevocationKind) EnumDescriptor() ([]byte, []int) {
+	return file_tokencart_auth_v1_auth_proto_rawDescGZIP(), []int{1}
+}
+
 // User is an account as its owner and admins see it.
 type User struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -474,8 +590,13 @@ func (x *RefreshTokenResponse) GetTokenType() string {
 // LogoutRequest ends the caller's session.
 type LogoutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Optional: the refresh token to revoke with its family.
-	RefreshToken  string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken" json:"refresh_token,omitempty"`
+	// Optional, and no longer needed: the refresh token of the caller's
+	// session, which Logout revokes with the session anyway. A refresh token
+	// of another of the caller's sessions revokes that session too.
+	RefreshToken string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken" json:"refresh_token,omitempty"`
+	// Log out everywhere: revoke every session of the caller's account, on
+	// every device, not only the one the access token belongs to.
+	AllSessions   bool `protobuf:"varint,2,opt,name=all_sessions,json=allSessions" json:"all_sessions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -515,6 +636,13 @@ func (x *LogoutRequest) GetRefreshToken() string {
 		return x.RefreshToken
 	}
 	return ""
+}
+
+func (x *LogoutRequest) GetAllSessions() bool {
+	if x != nil {
+		return x.AllSessions
+	}
+	return false
 }
 
 // LogoutResponse is empty.
@@ -558,7 +686,9 @@ func (*LogoutResponse) Descriptor() ([]byte, []int) {
 type RevokeTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// An access token (JWT) or a refresh token.
-	Token         string `protobuf:"bytes,1,opt,name=token" json:"token,omitempty"`
+	Token string `protobuf:"bytes,1,opt,name=token" json:"token,omitempty"`
+	// What to revoke; unspecified means the token's session.
+	Scope         RevocationScope `protobuf:"varint,2,opt,name=scope,enum=tokencart.auth.v1.RevocationScope" json:"scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -598,6 +728,13 @@ func (x *RevokeTokenRequest) GetToken() string {
 		return x.Token
 	}
 	return ""
+}
+
+func (x *RevokeTokenRequest) GetScope() RevocationScope {
+	if x != nil {
+		return x.Scope
+	}
+	return RevocationScope_REVOCATION_SCOPE_UNSPECIFIED
 }
 
 // RevokeTokenResponse is empty.
@@ -706,7 +843,9 @@ type IntrospectTokenResponse struct {
 	// The `aud` claim.
 	Audience []string `protobuf:"bytes,9,rep,name=audience" json:"audience,omitempty"`
 	// Always "Bearer" for an active access token.
-	TokenType     string `protobuf:"bytes,10,opt,name=token_type,json=tokenType" json:"token_type,omitempty"`
+	TokenType string `protobuf:"bytes,10,opt,name=token_type,json=tokenType" json:"token_type,omitempty"`
+	// The `sid` claim: the session the token was issued in.
+	SessionId     string `protobuf:"bytes,11,opt,name=session_id,json=sessionId" json:"session_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -811,6 +950,13 @@ func (x *IntrospectTokenResponse) GetTokenType() string {
 	return ""
 }
 
+func (x *IntrospectTokenResponse) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
 // GetKeySetRequest is empty.
 type GetKeySetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -906,8 +1052,8 @@ func (x *GetKeySetResponse) GetMaxAge() *durationpb.Duration {
 // WatchRevocationsRequest says where to resume.
 type WatchRevocationsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The cursor of the last message processed; empty to start with every
-	// unexpired revocation. An unknown or malformed cursor is INVALID_ARGUMENT.
+	// The cursor of the last message processed; empty to start with the whole
+	// current state. An unknown or malformed cursor is INVALID_ARGUMENT.
 	Cursor        string `protobuf:"bytes,1,opt,name=cursor" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -950,19 +1096,32 @@ func (x *WatchRevocationsRequest) GetCursor() string {
 	return ""
 }
 
-// Revocation is one revoked access token.
+// Revocation is one entry of the revocation state: a revoked session, a
+// revoked account (every session created before a time), or a single
+// revoked access token.
 type Revocation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The `jti` of the revoked token.
+	// TOKEN: the `jti` of the revoked token.
 	TokenId string `protobuf:"bytes,1,opt,name=token_id,json=tokenId" json:"token_id,omitempty"`
-	// The `sub` of the revoked token.
+	// The account (`sub`) the entry belongs to; set on every entry.
 	Subject string `protobuf:"bytes,2,opt,name=subject" json:"subject,omitempty"`
-	// The revoked token's `exp`; after it the revocation no longer matters.
+	// When the entry stops mattering: the newest access token it covers has
+	// expired by then.
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime" json:"expire_time,omitempty"`
-	// When the revocation was recorded.
-	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=revoke_time,json=revokeTime" json:"revoke_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// When the entry was recorded.
+	RevokeTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=revoke_time,json=revokeTime" json:"revoke_time,omitempty"`
+	// What the entry revokes; unspecified is TOKEN.
+	Kind RevocationKind `protobuf:"varint,5,opt,name=kind,enum=tokencart.auth.v1.RevocationKind" json:"kind,omitempty"`
+	// SESSION: the revoked session (`sid`). TOKEN: the session of the revoked
+	// token, if it names one.
+	SessionId string `protobuf:"bytes,6,opt,name=session_id,json=sessionId" json:"session_id,omitempty"`
+	// ACCOUNT: every session of subject created before this time is revoked,
+	// and every token of subject without a `sid` issued at or before it. An
+	// ACCOUNT entry replaces the subject's SESSION and TOKEN entries it
+	// covers, which the subscriber may then forget.
+	SessionsBefore *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=sessions_before,json=sessionsBefore" json:"sessions_before,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Revocation) Reset() {
@@ -1023,10 +1182,32 @@ func (x *Revocation) GetRevokeTime() *timestamppb.Timestamp {
 	return nil
 }
 
-// WatchRevocationsResponse is a batch of revocations, or a heartbeat.
+func (x *Revocation) GetKind() RevocationKind {
+	if x != nil {
+		return x.Kind
+	}
+	return RevocationKind_REVOCATION_KIND_UNSPECIFIED
+}
+
+func (x *Revocation) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Revocation) GetSessionsBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SessionsBefore
+	}
+	return nil
+}
+
+// WatchRevocationsResponse is a batch of revocation entries, or a heartbeat.
 type WatchRevocationsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Revocations in the order they were recorded; empty in a heartbeat.
+	// Entries in the order they were recorded or last changed; empty in a
+	// heartbeat.
 	Revocations []*Revocation `protobuf:"bytes,1,rep,name=revocations" json:"revocations,omitempty"`
 	// Cursor to resume from after this message.
 	Cursor string `protobuf:"bytes,2,opt,name=cursor" json:"cursor,omitempty"`
@@ -1297,15 +1478,17 @@ const file_tokencart_auth_v1_auth_proto_rawDesc = "" +
 	"\rrefresh_token\x18\x03 \x01(\tR\frefreshToken\x12U\n" +
 	"\x19refresh_token_expire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x16refreshTokenExpireTime\x12\x1d\n" +
 	"\n" +
-	"token_type\x18\x05 \x01(\tR\ttokenType\"4\n" +
+	"token_type\x18\x05 \x01(\tR\ttokenType\"W\n" +
 	"\rLogoutRequest\x12#\n" +
-	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\"\x10\n" +
-	"\x0eLogoutResponse\"*\n" +
+	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken\x12!\n" +
+	"\fall_sessions\x18\x02 \x01(\bR\vallSessions\"\x10\n" +
+	"\x0eLogoutResponse\"d\n" +
 	"\x12RevokeTokenRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"\x15\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x128\n" +
+	"\x05scope\x18\x02 \x01(\x0e2\".tokencart.auth.v1.RevocationScopeR\x05scope\"\x15\n" +
 	"\x13RevokeTokenResponse\".\n" +
 	"\x16IntrospectTokenRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"\x8b\x03\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\xaa\x03\n" +
 	"\x17IntrospectTokenResponse\x12\x16\n" +
 	"\x06active\x18\x01 \x01(\bR\x06active\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12\x14\n" +
@@ -1320,13 +1503,15 @@ const file_tokencart_auth_v1_auth_proto_rawDesc = "" +
 	"\baudience\x18\t \x03(\tR\baudience\x12\x1d\n" +
 	"\n" +
 	"token_type\x18\n" +
-	" \x01(\tR\ttokenType\"\x12\n" +
+	" \x01(\tR\ttokenType\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\v \x01(\tR\tsessionId\"\x12\n" +
 	"\x10GetKeySetRequest\"d\n" +
 	"\x11GetKeySetResponse\x12\x1b\n" +
 	"\tjwks_json\x18\x01 \x01(\tR\bjwksJson\x122\n" +
 	"\amax_age\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\"1\n" +
 	"\x17WatchRevocationsRequest\x12\x16\n" +
-	"\x06cursor\x18\x01 \x01(\tR\x06cursor\"\xbb\x01\n" +
+	"\x06cursor\x18\x01 \x01(\tR\x06cursor\"\xd6\x02\n" +
 	"\n" +
 	"Revocation\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x18\n" +
@@ -1334,7 +1519,11 @@ const file_tokencart_auth_v1_auth_proto_rawDesc = "" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12;\n" +
 	"\vrevoke_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"revokeTime\"\xbd\x01\n" +
+	"revokeTime\x125\n" +
+	"\x04kind\x18\x05 \x01(\x0e2!.tokencart.auth.v1.RevocationKindR\x04kind\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x06 \x01(\tR\tsessionId\x12C\n" +
+	"\x0fsessions_before\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0esessionsBefore\"\xbd\x01\n" +
 	"\x18WatchRevocationsResponse\x12?\n" +
 	"\vrevocations\x18\x01 \x03(\v2\x1d.tokencart.auth.v1.RevocationR\vrevocations\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12H\n" +
@@ -1345,7 +1534,17 @@ const file_tokencart_auth_v1_auth_proto_rawDesc = "" +
 	"\x17RotateSigningKeyRequest\"r\n" +
 	"\x18RotateSigningKeyResponse\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12?\n" +
-	"\ractivate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\factivateTime2\xa6\a\n" +
+	"\ractivate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\factivateTime*\x8b\x01\n" +
+	"\x0fRevocationScope\x12 \n" +
+	"\x1cREVOCATION_SCOPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18REVOCATION_SCOPE_SESSION\x10\x01\x12\x1a\n" +
+	"\x16REVOCATION_SCOPE_TOKEN\x10\x02\x12\x1c\n" +
+	"\x18REVOCATION_SCOPE_ACCOUNT\x10\x03*\x86\x01\n" +
+	"\x0eRevocationKind\x12\x1f\n" +
+	"\x1bREVOCATION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15REVOCATION_KIND_TOKEN\x10\x01\x12\x1b\n" +
+	"\x17REVOCATION_KIND_SESSION\x10\x02\x12\x1b\n" +
+	"\x17REVOCATION_KIND_ACCOUNT\x10\x032\xa6\a\n" +
 	"\vAuthService\x12S\n" +
 	"\bRegister\x12\".tokencart.auth.v1.RegisterRequest\x1a#.tokencart.auth.v1.RegisterResponse\x12J\n" +
 	"\x05Login\x12\x1f.tokencart.auth.v1.LoginRequest\x1a .tokencart.auth.v1.LoginResponse\x12_\n" +
@@ -1370,76 +1569,82 @@ func file_tokencart_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_tokencart_auth_v1_auth_proto_rawDescData
 }
 
+var file_tokencart_auth_v1_auth_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_tokencart_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_tokencart_auth_v1_auth_proto_goTypes = []any{
-	(*User)(nil),                     // 0: tokencart.auth.v1.User
-	(*RegisterRequest)(nil),          // 1: tokencart.auth.v1.RegisterRequest
-	(*RegisterResponse)(nil),         // 2: tokencart.auth.v1.RegisterResponse
-	(*LoginRequest)(nil),             // 3: tokencart.auth.v1.LoginRequest
-	(*LoginResponse)(nil),            // 4: tokencart.auth.v1.LoginResponse
-	(*RefreshTokenRequest)(nil),      // 5: tokencart.auth.v1.RefreshTokenRequest
-	(*RefreshTokenResponse)(nil),     // 6: tokencart.auth.v1.RefreshTokenResponse
-	(*LogoutRequest)(nil),            // 7: tokencart.auth.v1.LogoutRequest
-	(*LogoutResponse)(nil),           // 8: tokencart.auth.v1.LogoutResponse
-	(*RevokeTokenRequest)(nil),       // 9: tokencart.auth.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),      // 10: tokencart.auth.v1.RevokeTokenResponse
-	(*IntrospectTokenRequest)(nil),   // 11: tokencart.auth.v1.IntrospectTokenRequest
-	(*IntrospectTokenResponse)(nil),  // 12: tokencart.auth.v1.IntrospectTokenResponse
-	(*GetKeySetRequest)(nil),         // 13: tokencart.auth.v1.GetKeySetRequest
-	(*GetKeySetResponse)(nil),        // 14: tokencart.auth.v1.GetKeySetResponse
-	(*WatchRevocationsRequest)(nil),  // 15: tokencart.auth.v1.WatchRevocationsRequest
-	(*Revocation)(nil),               // 16: tokencart.auth.v1.Revocation
-	(*WatchRevocationsResponse)(nil), // 17: tokencart.auth.v1.WatchRevocationsResponse
-	(*GetMeRequest)(nil),             // 18: tokencart.auth.v1.GetMeRequest
-	(*GetMeResponse)(nil),            // 19: tokencart.auth.v1.GetMeResponse
-	(*RotateSigningKeyRequest)(nil),  // 20: tokencart.auth.v1.RotateSigningKeyRequest
-	(*RotateSigningKeyResponse)(nil), // 21: tokencart.auth.v1.RotateSigningKeyResponse
-	(*timestamppb.Timestamp)(nil),    // 22: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 23: google.protobuf.Duration
+	(RevocationScope)(0),             // 0: tokencart.auth.v1.RevocationScope
+	(RevocationKind)(0),              // 1: tokencart.auth.v1.RevocationKind
+	(*User)(nil),                     // 2: tokencart.auth.v1.User
+	(*RegisterRequest)(nil),          // 3: tokencart.auth.v1.RegisterRequest
+	(*RegisterResponse)(nil),         // 4: tokencart.auth.v1.RegisterResponse
+	(*LoginRequest)(nil),             // 5: tokencart.auth.v1.LoginRequest
+	(*LoginResponse)(nil),            // 6: tokencart.auth.v1.LoginResponse
+	(*RefreshTokenRequest)(nil),      // 7: tokencart.auth.v1.RefreshTokenRequest
+	(*RefreshTokenResponse)(nil),     // 8: tokencart.auth.v1.RefreshTokenResponse
+	(*LogoutRequest)(nil),            // 9: tokencart.auth.v1.LogoutRequest
+	(*LogoutResponse)(nil),           // 10: tokencart.auth.v1.LogoutResponse
+	(*RevokeTokenRequest)(nil),       // 11: tokencart.auth.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),      // 12: tokencart.auth.v1.RevokeTokenResponse
+	(*IntrospectTokenRequest)(nil),   // 13: tokencart.auth.v1.IntrospectTokenRequest
+	(*IntrospectTokenResponse)(nil),  // 14: tokencart.auth.v1.IntrospectTokenResponse
+	(*GetKeySetRequest)(nil),         // 15: tokencart.auth.v1.GetKeySetRequest
+	(*GetKeySetResponse)(nil),        // 16: tokencart.auth.v1.GetKeySetResponse
+	(*WatchRevocationsRequest)(nil),  // 17: tokencart.auth.v1.WatchRevocationsRequest
+	(*Revocation)(nil),               // 18: tokencart.auth.v1.Revocation
+	(*WatchRevocationsResponse)(nil), // 19: tokencart.auth.v1.WatchRevocationsResponse
+	(*GetMeRequest)(nil),             // 20: tokencart.auth.v1.GetMeRequest
+	(*GetMeResponse)(nil),            // 21: tokencart.auth.v1.GetMeResponse
+	(*RotateSigningKeyRequest)(nil),  // 22: tokencart.auth.v1.RotateSigningKeyRequest
+	(*RotateSigningKeyResponse)(nil), // 23: tokencart.auth.v1.RotateSigningKeyResponse
+	(*timestamppb.Timestamp)(nil),    // 24: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 25: google.protobuf.Duration
 }
 var file_tokencart_auth_v1_auth_proto_depIdxs = []int32{
-	22, // 0: tokencart.auth.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 1: tokencart.auth.v1.RegisterResponse.user:type_name -> tokencart.auth.v1.User
-	22, // 2: tokencart.auth.v1.LoginResponse.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	22, // 3: tokencart.auth.v1.LoginResponse.refresh_token_expire_time:type_name -> google.protobuf.Timestamp
-	0,  // 4: tokencart.auth.v1.LoginResponse.user:type_name -> tokencart.auth.v1.User
-	22, // 5: tokencart.auth.v1.RefreshTokenResponse.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	22, // 6: tokencart.auth.v1.RefreshTokenResponse.refresh_token_expire_time:type_name -> google.protobuf.Timestamp
-	22, // 7: tokencart.auth.v1.IntrospectTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	22, // 8: tokencart.auth.v1.IntrospectTokenResponse.issue_time:type_name -> google.protobuf.Timestamp
-	22, // 9: tokencart.auth.v1.IntrospectTokenResponse.not_before_time:type_name -> google.protobuf.Timestamp
-	23, // 10: tokencart.auth.v1.GetKeySetResponse.max_age:type_name -> google.protobuf.Duration
-	22, // 11: tokencart.auth.v1.Revocation.expire_time:type_name -> google.protobuf.Timestamp
-	22, // 12: tokencart.auth.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
-	16, // 13: tokencart.auth.v1.WatchRevocationsResponse.revocations:type_name -> tokencart.auth.v1.Revocation
-	23, // 14: tokencart.auth.v1.WatchRevocationsResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	0,  // 15: tokencart.auth.v1.GetMeResponse.user:type_name -> tokencart.auth.v1.User
-	22, // 16: tokencart.auth.v1.RotateSigningKeyResponse.activate_time:type_name -> google.protobuf.Timestamp
-	1,  // 17: tokencart.auth.v1.AuthService.Register:input_type -> tokencart.auth.v1.RegisterRequest
-	3,  // 18: tokencart.auth.v1.AuthService.Login:input_type -> tokencart.auth.v1.LoginRequest
-	5,  // 19: tokencart.auth.v1.AuthService.RefreshToken:input_type -> tokencart.auth.v1.RefreshTokenRequest
-	7,  // 20: tokencart.auth.v1.AuthService.Logout:input_type -> tokencart.auth.v1.LogoutRequest
-	9,  // 21: tokencart.auth.v1.AuthService.RevokeToken:input_type -> tokencart.auth.v1.RevokeTokenRequest
-	11, // 22: tokencart.auth.v1.AuthService.IntrospectToken:input_type -> tokencart.auth.v1.IntrospectTokenRequest
-	13, // 23: tokencart.auth.v1.AuthService.GetKeySet:input_type -> tokencart.auth.v1.GetKeySetRequest
-	15, // 24: tokencart.auth.v1.AuthService.WatchRevocations:input_type -> tokencart.auth.v1.WatchRevocationsRequest
-	18, // 25: tokencart.auth.v1.AuthService.GetMe:input_type -> tokencart.auth.v1.GetMeRequest
-	20, // 26: tokencart.auth.v1.AuthService.RotateSigningKey:input_type -> tokencart.auth.v1.RotateSigningKeyRequest
-	2,  // 27: tokencart.auth.v1.AuthService.Register:output_type -> tokencart.auth.v1.RegisterResponse
-	4,  // 28: tokencart.auth.v1.AuthService.Login:output_type -> tokencart.auth.v1.LoginResponse
-	6,  // 29: tokencart.auth.v1.AuthService.RefreshToken:output_type -> tokencart.auth.v1.RefreshTokenResponse
-	8,  // 30: tokencart.auth.v1.AuthService.Logout:output_type -> tokencart.auth.v1.LogoutResponse
-	10, // 31: tokencart.auth.v1.AuthService.RevokeToken:output_type -> tokencart.auth.v1.RevokeTokenResponse
-	12, // 32: tokencart.auth.v1.AuthService.IntrospectToken:output_type -> tokencart.auth.v1.IntrospectTokenResponse
-	14, // 33: tokencart.auth.v1.AuthService.GetKeySet:output_type -> tokencart.auth.v1.GetKeySetResponse
-	17, // 34: tokencart.auth.v1.AuthService.WatchRevocations:output_type -> tokencart.auth.v1.WatchRevocationsResponse
-	19, // 35: tokencart.auth.v1.AuthService.GetMe:output_type -> tokencart.auth.v1.GetMeResponse
-	21, // 36: tokencart.auth.v1.AuthService.RotateSigningKey:output_type -> tokencart.auth.v1.RotateSigningKeyResponse
-	27, // [27:37] is the sub-list for method output_type
-	17, // [17:27] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	24, // 0: tokencart.auth.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	2,  // 1: tokencart.auth.v1.RegisterResponse.user:type_name -> tokencart.auth.v1.User
+	24, // 2: tokencart.auth.v1.LoginResponse.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	24, // 3: tokencart.auth.v1.LoginResponse.refresh_token_expire_time:type_name -> google.protobuf.Timestamp
+	2,  // 4: tokencart.auth.v1.LoginResponse.user:type_name -> tokencart.auth.v1.User
+	24, // 5: tokencart.auth.v1.RefreshTokenResponse.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	24, // 6: tokencart.auth.v1.RefreshTokenResponse.refresh_token_expire_time:type_name -> google.protobuf.Timestamp
+	0,  // 7: tokencart.auth.v1.RevokeTokenRequest.scope:type_name -> tokencart.auth.v1.RevocationScope
+	24, // 8: tokencart.auth.v1.IntrospectTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	24, // 9: tokencart.auth.v1.IntrospectTokenResponse.issue_time:type_name -> google.protobuf.Timestamp
+	24, // 10: tokencart.auth.v1.IntrospectTokenResponse.not_before_time:type_name -> google.protobuf.Timestamp
+	25, // 11: tokencart.auth.v1.GetKeySetResponse.max_age:type_name -> google.protobuf.Duration
+	24, // 12: tokencart.auth.v1.Revocation.expire_time:type_name -> google.protobuf.Timestamp
+	24, // 13: tokencart.auth.v1.Revocation.revoke_time:type_name -> google.protobuf.Timestamp
+	1,  // 14: tokencart.auth.v1.Revocation.kind:type_name -> tokencart.auth.v1.RevocationKind
+	24, // 15: tokencart.auth.v1.Revocation.sessions_before:type_name -> google.protobuf.Timestamp
+	18, // 16: tokencart.auth.v1.WatchRevocationsResponse.revocations:type_name -> tokencart.auth.v1.Revocation
+	25, // 17: tokencart.auth.v1.WatchRevocationsResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	2,  // 18: tokencart.auth.v1.GetMeResponse.user:type_name -> tokencart.auth.v1.User
+	24, // 19: tokencart.auth.v1.RotateSigningKeyResponse.activate_time:type_name -> google.protobuf.Timestamp
+	3,  // 20: tokencart.auth.v1.AuthService.Register:input_type -> tokencart.auth.v1.RegisterRequest
+	5,  // 21: tokencart.auth.v1.AuthService.Login:input_type -> tokencart.auth.v1.LoginRequest
+	7,  // 22: tokencart.auth.v1.AuthService.RefreshToken:input_type -> tokencart.auth.v1.RefreshTokenRequest
+	9,  // 23: tokencart.auth.v1.AuthService.Logout:input_type -> tokencart.auth.v1.LogoutRequest
+	11, // 24: tokencart.auth.v1.AuthService.RevokeToken:input_type -> tokencart.auth.v1.RevokeTokenRequest
+	13, // 25: tokencart.auth.v1.AuthService.IntrospectToken:input_type -> tokencart.auth.v1.IntrospectTokenRequest
+	15, // 26: tokencart.auth.v1.AuthService.GetKeySet:input_type -> tokencart.auth.v1.GetKeySetRequest
+	17, // 27: tokencart.auth.v1.AuthService.WatchRevocations:input_type -> tokencart.auth.v1.WatchRevocationsRequest
+	20, // 28: tokencart.auth.v1.AuthService.GetMe:input_type -> tokencart.auth.v1.GetMeRequest
+	22, // 29: tokencart.auth.v1.AuthService.RotateSigningKey:input_type -> tokencart.auth.v1.RotateSigningKeyRequest
+	4,  // 30: tokencart.auth.v1.AuthService.Register:output_type -> tokencart.auth.v1.RegisterResponse
+	6,  // 31: tokencart.auth.v1.AuthService.Login:output_type -> tokencart.auth.v1.LoginResponse
+	8,  // 32: tokencart.auth.v1.AuthService.RefreshToken:output_type -> tokencart.auth.v1.RefreshTokenResponse
+	10, // 33: tokencart.auth.v1.AuthService.Logout:output_type -> tokencart.auth.v1.LogoutResponse
+	12, // 34: tokencart.auth.v1.AuthService.RevokeToken:output_type -> tokencart.auth.v1.RevokeTokenResponse
+	14, // 35: tokencart.auth.v1.AuthService.IntrospectToken:output_type -> tokencart.auth.v1.IntrospectTokenResponse
+	16, // 36: tokencart.auth.v1.AuthService.GetKeySet:output_type -> tokencart.auth.v1.GetKeySetResponse
+	19, // 37: tokencart.auth.v1.AuthService.WatchRevocations:output_type -> tokencart.auth.v1.WatchRevocationsResponse
+	21, // 38: tokencart.auth.v1.AuthService.GetMe:output_type -> tokencart.auth.v1.GetMeResponse
+	23, // 39: tokencart.auth.v1.AuthService.RotateSigningKey:output_type -> tokencart.auth.v1.RotateSigningKeyResponse
+	30, // [30:40] is the sub-list for method output_type
+	20, // [20:30] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_tokencart_auth_v1_auth_proto_init() }
@@ -1452,13 +1657,14 @@ func file_tokencart_auth_v1_auth_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tokencart_auth_v1_auth_proto_rawDesc), len(file_tokencart_auth_v1_auth_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      2,
 			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_tokencart_auth_v1_auth_proto_goTypes,
 		DependencyIndexes: file_tokencart_auth_v1_auth_proto_depIdxs,
+		EnumInfos:         file_tokencart_auth_v1_auth_proto_enumTypes,
 		MessageInfos:      file_tokencart_auth_v1_auth_proto_msgTypes,
 	}.Build()
 	File_tokencart_auth_v1_auth_proto = out.File

@@ -37,15 +37,29 @@ const (
 //
 // AuthService owns accounts and mints the signed access tokens that every
 // tokencart replica verifies on its own. It publishes the public keys that
-// verify them, revokes tokens and streams revocations to the replicas that
-// cache verification, and answers introspection for callers that prefer to ask.
+// verify them, revokes sessions and streams revocations to the replicas that
+// cache verification, and answers introspection for services that prefer to
+// ask.
+//
+// Every login starts a session (the access token's `sid` claim); refreshing
+// keeps the session, and revocation works on sessions: logging out, replaying
+// a spent refresh token and an admin's revocation each revoke one session,
+// and "log out everywhere" revokes every session of an account at once.
 //
 // Calls that act on "the caller" read the access token from the
-// `authorization: Bearer <token>` request metadata.
+// `authorization: Bearer <token>` request metadata. Service methods
+// (WatchRevocations, IntrospectToken) need a service identity instead: the
+// `tokencart-service-credential` metadata configured on both sides, or a
+// mutual-TLS client certificate with an allowed identity.
+//
+// Calls that mint, hash or write for a cheap caller are limited; a refusal is
+// RESOURCE_EXHAUSTED carrying a google.rpc.RetryInfo detail that says when to
+// retry.
 type AuthServiceClient interface {
 	// Register creates a customer account. The email is normalised (trimmed,
 	// lower-cased) and must be unique (ALREADY_EXISTS). The password is 8 to 256
-	// characters of any Unicode (INVALID_ARGUMENT otherwise). Public.
+	// characters of any Unicode (INVALID_ARGUMENT otherwise). Limited per client
+	// address; logins keep priority for password hashing. Public.
 	Register(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error)
 	// Login exchanges email and password for an access token and a refresh
 	// token. Unknown email and wrong password both get UNAUTHENTICATED with the
@@ -53,38 +67,44 @@ type AuthServiceClient interface {
 	// Public.
 	Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginResponse, error)
 	// RefreshToken exchanges a refresh token for a new access token and a new
-	// refresh token; the presented refresh token is spent. Presenting a spent
-	// refresh token again revokes its whole family. Public (the refresh token is
-	// the credential).
+	// refresh token in the same session; the presented refresh token is spent.
+	// Presenting a spent refresh token again revokes the session. Limited per
+	// session and per client address. Public (the refresh token is the
+	// credential).
 	RefreshToken(ctx context.Context, in *RefreshTokenRequest, opts ...grpc.CallOption) (*RefreshTokenResponse, error)
-	// Logout revokes the caller's access token and, when given, its refresh
-	// token family. Authenticated.
-	Logout(ctx context.Context, in *LogoutRequest, opts ...grpc.CallOption) (*LogoutResponse, error)
-	// RevokeToken revokes an access or refresh token. Callers may revoke their
-	// own tokens; admins may revoke anyone's (PERMISSION_DENIED otherwise).
+	// Logout revokes the caller's session: its access tokens and its refresh
+	// token. With all_sessions, every session of the caller's account.
 	// Authenticated.
+	Logout(ctx context.Context, in *LogoutRequest, opts ...grpc.CallOption) (*LogoutResponse, error)
+	// RevokeToken revokes the session of an access or refresh token, one access
+	// token, or every session of the token's account (scope). Callers may revoke
+	// their own tokens; admins may revoke anyone's (PERMISSION_DENIED otherwise).
+	// Revoking single access tokens is limited per caller. Authenticated.
 	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error)
 	// IntrospectToken reports whether a token is active, in the manner of
 	// RFC 7662. An invalid, expired or revoked token is simply not active.
-	// Public: the caller must already hold the token it asks about.
+	// Service identity required (RFC 7662 section 2.1).
 	IntrospectToken(ctx context.Context, in *IntrospectTokenRequest, opts ...grpc.CallOption) (*IntrospectTokenResponse, error)
 	// GetKeySet returns the public keys that verify access tokens, as a JWKS
 	// document (RFC 7517). The same document is served over HTTP at
 	// /.well-known/jwks.json on the admin port. Public.
 	GetKeySet(ctx context.Context, in *GetKeySetRequest, opts ...grpc.CallOption) (*GetKeySetResponse, error)
-	// WatchRevocations streams revocations. It first replays every revocation
-	// after the request's cursor (all unexpired revocations when the cursor is
-	// empty), then follows new ones, including those recorded by other authsvc
-	// replicas. Every message carries the cursor to resume from; a message with
-	// no revocations is a heartbeat, sent at least every heartbeat_interval, so
-	// the subscriber can tell a quiet feed from a dead one. Public: entries
-	// carry token and account ids, not credentials; require mTLS between
-	// services where even those must stay inside.
+	// WatchRevocations streams the revocation state. It first sends every
+	// entry that changed after the request's cursor (with an empty cursor, the
+	// whole current state: the unexpired entries, at most a few per account,
+	// never the history of superseded ones), then follows changes, including
+	// those recorded by other authsvc replicas. Every message carries the
+	// cursor to resume from; a message with no revocations is a heartbeat, sent
+	// at least every heartbeat_interval, so the subscriber can tell a quiet
+	// feed from a dead one; the first heartbeat marks the end of the replay.
+	// Service identity required; streams per client connection are limited.
 	WatchRevocations(ctx context.Context, in *WatchRevocationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRevocationsResponse], error)
 	// GetMe returns the caller's account. Authenticated.
 	GetMe(ctx context.Context, in *GetMeRequest, opts ...grpc.CallOption) (*GetMeResponse, error)
 	// RotateSigningKey publishes a new signing key now; it becomes the signer
-	// once every replica has had time to fetch it (activate_time). Admin only.
+	// once every replica has had time to fetch it (activate_time). Rate limited
+	// across replicas, and refused while the key set holds as many keys as its
+	// consumers accept. Admin only.
 	RotateSigningKey(ctx context.Context, in *RotateSigningKeyRequest, opts ...grpc.CallOption) (*RotateSigningKeyResponse, error)
 }
 
@@ -211,15 +231,29 @@ func (c *authServiceClient) RotateSigningKey(ctx context.Context, in *RotateSign
 //
 // AuthService owns accounts and mints the signed access tokens that every
 // tokencart replica verifies on its own. It publishes the public keys that
-// verify them, revokes tokens and streams revocations to the replicas that
-// cache verification, and answers introspection for callers that prefer to ask.
+// verify them, revokes sessions and streams revocations to the replicas that
+// cache verification, and answers introspection for services that prefer to
+// ask.
+//
+// Every login starts a session (the access token's `sid` claim); refreshing
+// keeps the session, and revocation works on sessions: logging out, replaying
+// a spent refresh token and an admin's revocation each revoke one session,
+// and "log out everywhere" revokes every session of an account at once.
 //
 // Calls that act on "the caller" read the access token from the
-// `authorization: Bearer <token>` request metadata.
+// `authorization: Bearer <token>` request metadata. Service methods
+// (WatchRevocations, IntrospectToken) need a service identity instead: the
+// `tokencart-service-credential` metadata configured on both sides, or a
+// mutual-TLS client certificate with an allowed identity.
+//
+// Calls that mint, hash or write for a cheap caller are limited; a refusal is
+// RESOURCE_EXHAUSTED carrying a google.rpc.RetryInfo detail that says when to
+// retry.
 type AuthServiceServer interface {
 	// Register creates a customer account. The email is normalised (trimmed,
 	// lower-cased) and must be unique (ALREADY_EXISTS). The password is 8 to 256
-	// characters of any Unicode (INVALID_ARGUMENT otherwise). Public.
+	// characters of any Unicode (INVALID_ARGUMENT otherwise). Limited per client
+	// address; logins keep priority for password hashing. Public.
 	Register(context.Context, *RegisterRequest) (*RegisterResponse, error)
 	// Login exchanges email and password for an access token and a refresh
 	// token. Unknown email and wrong password both get UNAUTHENTICATED with the
@@ -227,38 +261,44 @@ type AuthServiceServer interface {
 	// Public.
 	Login(context.Context, *LoginRequest) (*LoginResponse, error)
 	// RefreshToken exchanges a refresh token for a new access token and a new
-	// refresh token; the presented refresh token is spent. Presenting a spent
-	// refresh token again revokes its whole family. Public (the refresh token is
-	// the credential).
+	// refresh token in the same session; the presented refresh token is spent.
+	// Presenting a spent refresh token again revokes the session. Limited per
+	// session and per client address. Public (the refresh token is the
+	// credential).
 	RefreshToken(context.Context, *RefreshTokenRequest) (*RefreshTokenResponse, error)
-	// Logout revokes the caller's access token and, when given, its refresh
-	// token family. Authenticated.
-	Logout(context.Context, *LogoutRequest) (*LogoutResponse, error)
-	// RevokeToken revokes an access or refresh token. Callers may revoke their
-	// own tokens; admins may revoke anyone's (PERMISSION_DENIED otherwise).
+	// Logout revokes the caller's session: its access tokens and its refresh
+	// token. With all_sessions, every session of the caller's account.
 	// Authenticated.
+	Logout(context.Context, *LogoutRequest) (*LogoutResponse, error)
+	// RevokeToken revokes the session of an access or refresh token, one access
+	// token, or every session of the token's account (scope). Callers may revoke
+	// their own tokens; admins may revoke anyone's (PERMISSION_DENIED otherwise).
+	// Revoking single access tokens is limited per caller. Authenticated.
 	RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error)
 	// IntrospectToken reports whether a token is active, in the manner of
 	// RFC 7662. An invalid, expired or revoked token is simply not active.
-	// Public: the caller must already hold the token it asks about.
+	// Service identity required (RFC 7662 section 2.1).
 	IntrospectToken(context.Context, *IntrospectTokenRequest) (*IntrospectTokenResponse, error)
 	// GetKeySet returns the public keys that verify access tokens, as a JWKS
 	// document (RFC 7517). The same document is served over HTTP at
 	// /.well-known/jwks.json on the admin port. Public.
 	GetKeySet(context.Context, *GetKeySetRequest) (*GetKeySetResponse, error)
-	// WatchRevocations streams revocations. It first replays every revocation
-	// after the request's cursor (all unexpired revocations when the cursor is
-	// empty), then follows new ones, including those recorded by other authsvc
-	// replicas. Every message carries the cursor to resume from; a message with
-	// no revocations is a heartbeat, sent at least every heartbeat_interval, so
-	// the subscriber can tell a quiet feed from a dead one. Public: entries
-	// carry token and account ids, not credentials; require mTLS between
-	// services where even those must stay inside.
+	// WatchRevocations streams the revocation state. It first sends every
+	// entry that changed after the request's cursor (with an empty cursor, the
+	// whole current state: the unexpired entries, at most a few per account,
+	// never the history of superseded ones), then follows changes, including
+	// those recorded by other authsvc replicas. Every message carries the
+	// cursor to resume from; a message with no revocations is a heartbeat, sent
+	// at least every heartbeat_interval, so the subscriber can tell a quiet
+	// feed from a dead one; the first heartbeat marks the end of the replay.
+	// Service identity required; streams per client connection are limited.
 	WatchRevocations(*WatchRevocationsRequest, grpc.ServerStreamingServer[WatchRevocationsResponse]) error
 	// GetMe returns the caller's account. Authenticated.
 	GetMe(context.Context, *GetMeRequest) (*GetMeResponse, error)
 	// RotateSigningKey publishes a new signing key now; it becomes the signer
-	// once every replica has had time to fetch it (activate_time). Admin only.
+	// once every replica has had time to fetch it (activate_time). Rate limited
+	// across replicas, and refused while the key set holds as many keys as its
+	// consumers accept. Admin only.
 	RotateSigningKey(context.Context, *RotateSigningKeyRequest) (*RotateSigningKeyResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }

@@ -1,0 +1,164 @@
+package grpcauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"errors"
+	"slices"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/tokencart/tokencart/internal/secret"
+)
+
+// ServiceCredentialHeader is the request metadata that carries a service
+// credential: a shared secret, configured on authsvc and on the services
+// that follow its revocation feed or introspect tokens.
+const ServiceCredentialHeader = "tokencart-service-credential"
+
+// MinServiceCredentialSize is the least number of random bytes in a service
+// credential.
+const MinServiceCredentialSize = 32
+
+// ServiceCredential is the per-call credential of a service calling
+// authsvc's service methods: a grpc.WithPerRPCCredentials that sends the
+// secret (as configured, base64) in ServiceCredentialHeader. Send it over
+// TLS outside a trusted network.
+type ServiceCredential string
+
+// GetRequestMetadata implements credentials.PerRPCCredentials.
+func (c ServiceCredential) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{ServiceCredentialHeader: string(c)}, nil
+}
+
+// RequireTransportSecurity implements credentials.PerRPCCredentials. It is
+// false so that a development setup works in plaintext.
+func (ServiceCredential) RequireTransportSecurity() bool { return false }
+
+// ServicesConfig says which callers are services.
+type ServicesConfig struct {
+	// Credentials are the accepted service credentials, each base64 of at
+	// least MinServiceCredentialSize random bytes. More than one lets a
+	// credential be replaced without downtime.
+	Credentials []string
+	// Identities are the accepted identities of mutual-TLS client
+	// certificates (verified by the server's TLS configuration): a URI SAN
+	// such as a SPIFFE ID, or a DNS SAN.
+	Identities []string
+}
+
+// Services authenticates service callers: by a service credential, or by
+// the identity in a verified client certificate.
+type Services struct {
+	digests    [][sha256.Size]byte
+	identities []string
+}
+
+// Errors of service authentication, declared once.
+var (
+	errServiceRequired = status.Error(codes.Unauthenticated,
+		"this method is for services: present a service credential ("+ServiceCredentialHeader+") or an allowed client certificate")
+	errServiceDenied = status.Error(codes.PermissionDenied, "service credential or client certificate not accepted")
+)
+
+// NewServices checks cfg and returns its Services.
+func NewServices(cfg ServicesConfig) (*Services, error) {
+	s := &Services{identities: slices.Clone(cfg.Identities)}
+	for _, c := range cfg.Credentials {
+		b, err := secret.DecodeAtLeast(c, MinServiceCredentialSize)
+		if err != nil {
+			return nil, err
+		}
+		s.digests = append(s.digests, sha256.Sum256(b))
+	}
+	for _, id := range cfg.Identities {
+		if id == "" {
+			return nil, errors.New("a service identity must not be empty")
+		}
+	}
+	return s, nil
+}
+
+// Configured reports whether any service can authenticate at all.
+func (s *Services) Configured() bool { return len(s.digests) > 0 || len(s.identities) > 0 }
+
+type serviceKey struct{}
+
+// ServiceFrom returns the identity of the service that made the call, if a
+// service did ("credential" or the certificate identity).
+func ServiceFrom(ctx context.Context) (string, bool) {
+	id, ok := ctx.Value(serviceKey{}).(string)
+	return id, ok
+}
+
+// AuthFunc returns the go-grpc-middleware auth function that admits only
+// services.
+func (s *Services) AuthFunc() auth.AuthFunc {
+	return func(ctx context.Context) (context.Context, error) {
+		id, err := s.authenticate(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return context.WithValue(ctx, serviceKey{}, id), nil
+	}
+}
+
+func (s *Services) authenticate(ctx context.Context) (string, error) {
+	if id, ok := s.certificateIdentity(ctx); ok {
+		return id, nil
+	}
+	vals := metadata.ValueFromIncomingContext(ctx, ServiceCredentialHeader)
+	if len(vals) != 1 {
+		return "", errServiceRequired
+	}
+	b, err := secret.DecodeAtLeast(vals[0], MinServiceCredentialSize)
+	if err != nil {
+		return "", errServiceDenied
+	}
+	got := sha256.Sum256(b)
+	match := 0
+	for _, d := range s.digests {
+		match |= subtle.ConstantTimeCompare(got[:], d[:])
+	}
+	if match != 1 {
+		return "", errServiceDenied
+	}
+	return "credential", nil
+}
+
+// certificateIdentity returns the allowed identity of the call's verified
+// client certificate, if it has one.
+func (s *Services) certificateIdentity(ctx context.Context) (string, bool) {
+	if len(s.identities) == 0 {
+		return "", false
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return "", false
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+		return "", false
+	}
+	for _, id := range certIdentities(info.State.VerifiedChains[0][0]) {
+		if slices.Contains(s.identities, id) {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+func certIdentities(c *x509.Certificate) []string {
+	ids := slices.Clone(c.DNSNames)
+	for _, u := range c.URIs {
+		ids = append(ids, u.String())
+	}
+	return ids
+}
