@@ -142,24 +142,24 @@ func TestRefreshAddressLimit(t *testing.T) {
 // sessions stays refused.
 func TestRevocationStateBounded(t *testing.T) {
 	forEachStore(t, func(t *testing.T, dsn string) {
-		s := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) { c.RevocationsPerAccount = 4 }})
+		s := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) { c.RevocationsPerAccount = 3 }})
 		probe := openProbe(t, dsn)
 		ctx := t.Context()
 		u, _ := s.NewCustomer(t)
 		var tokens []string
-		for range 15 {
+		for range 9 {
 			tok := s.Login(t, u.GetEmail()).GetAccessToken()
 			if _, err := s.Client.Logout(authtest.WithToken(ctx, tok), &authv1.LogoutRequest{}); err != nil {
 				t.Fatal(err)
 			}
 			tokens = append(tokens, tok)
-			if n := probe.rows(t, "revocation_entries"); n > 5 {
-				t.Fatalf("%d revocation entries for one account after %d logouts, want at most 5", n, len(tokens))
+			if n := probe.rows(t, "revocation_entries"); n > 4 {
+				t.Fatalf("%d revocation entries for one account after %d logouts, want at most 4", n, len(tokens))
 			}
 		}
 		replay := watch(t, s, "").syncUp(t)
-		if len(replay) > 5 {
-			t.Errorf("a replay from the start sent %d entries, want at most 5: the state, not its history", len(replay))
+		if len(replay) > 4 {
+			t.Errorf("a replay from the start sent %d entries, want at most 4: the state, not its history", len(replay))
 		}
 		for i, tok := range tokens {
 			if r, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: tok}); err != nil || r.GetActive() {
@@ -278,7 +278,7 @@ func TestRegisterLimited(t *testing.T) {
 	// hashing slot.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for w := range 6 {
+	for w := range 3 {
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				select {
@@ -291,7 +291,7 @@ func TestRegisterLimited(t *testing.T) {
 		})
 	}
 	refused := 0
-	for range 15 {
+	for range 6 {
 		_, err := s.Client.Login(fromAddress(ctx, "192.0.2.1"), &authv1.LoginRequest{Email: "other@example.com", Password: authtest.Password})
 		switch status.Code(err) {
 		case codes.OK:
@@ -304,7 +304,7 @@ func TestRegisterLimited(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	if refused > 0 {
-		t.Errorf("%d of 15 logins refused for want of a hashing slot during a registration flood", refused)
+		t.Errorf("%d of 6 logins refused for want of a hashing slot during a registration flood", refused)
 	}
 }
 
@@ -348,25 +348,25 @@ func TestForgedTokensLimited(t *testing.T) {
 func TestLoginChurnBounded(t *testing.T) {
 	forEachStore(t, func(t *testing.T, dsn string) {
 		s := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
-			c.SessionsPerAccount, c.RevocationsPerAccount = 3, 4
+			c.SessionsPerAccount, c.RevocationsPerAccount = 2, 3
 		}})
 		probe := openProbe(t, dsn)
 		ctx := t.Context()
 		u, _ := s.NewCustomer(t)
 		var tokens []string
-		for i := range 12 {
+		for i := range 7 {
 			tokens = append(tokens, s.Login(t, u.GetEmail()).GetAccessToken())
-			if n := probe.rows(t, "sessions"); n > 3 {
-				t.Fatalf("%d live sessions after login %d, want at most 3", n, i+1)
+			if n := probe.rows(t, "sessions"); n > 2 {
+				t.Fatalf("%d live sessions after login %d, want at most 2", n, i+1)
 			}
-			if n := probe.rows(t, "revocation_entries"); n > 5 {
-				t.Fatalf("%d revocation entries after login %d, want at most 5", n, i+1)
+			if n := probe.rows(t, "revocation_entries"); n > 4 {
+				t.Fatalf("%d revocation entries after login %d, want at most 4", n, i+1)
 			}
 		}
 		for i, tok := range tokens {
 			_, err := s.Client.GetMe(authtest.WithToken(ctx, tok), &authv1.GetMeRequest{})
 			want := codes.Unauthenticated
-			if i >= len(tokens)-3 {
+			if i >= len(tokens)-2 {
 				want = codes.OK
 			}
 			wantCode(t, fmt.Sprint("login ", i+1, " of ", len(tokens)), err, want)

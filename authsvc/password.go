@@ -104,18 +104,26 @@ func (h *hasher) hashLow(ctx context.Context, password string) (string, error) {
 }
 
 // hash returns the PHC string of password's argon2id hash under a new
-// random salt: $argon2id$v=19$m=<KiB>,t=<passes>,p=<threads>$<salt>$<hash>.
+// random salt, holding a hashing slot.
 func (h *hasher) hash(ctx context.Context, password string) (string, error) {
 	release, err := h.acquire(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer release()
+	return HashPassword(password, h.params), nil
+}
+
+// HashPassword returns the PHC string of password's argon2id hash with
+// parameters p under a new random salt, as authsvc stores it:
+// $argon2id$v=19$m=<KiB>,t=<passes>,p=<threads>$<salt>$<hash>. It is for
+// tools that write accounts into a store (a test's fixtures, a migration);
+// the service itself bounds how many run at once.
+func HashPassword(password string, p Argon2Params) string {
 	salt := make([]byte, argon2SaltLen)
 	_, _ = rand.Read(salt) // never fails (Go 1.24+)
-	p := h.params
 	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, argon2KeyLen)
-	return encodePHC(p, salt, key), nil
+	return encodePHC(p, salt, key)
 }
 
 // verifyHeld reports whether password matches the PHC string encoded, and

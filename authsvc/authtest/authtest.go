@@ -14,6 +14,7 @@ package authtest
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -54,9 +55,9 @@ const TestServiceCredential = "yM+71DmrShUXzHcWFtet4RTdH0/vGiYid4F6AWhuVdY="
 // production settings made fast (minimum argon2id cost, keys reloaded
 // every 50ms and published 300ms before they sign, revocations polled
 // every 20ms), listening on 127.0.0.1:0, with TestKeyEncryptionKey,
-// TestServiceCredential, AdminEmail as the bootstrap admin (created with
-// Password at start) and per-address limits out of the way of tests that
-// all come from 127.0.0.1.
+// TestServiceCredential, AdminEmail as the bootstrap admin (Start puts the
+// account into the store first, with Password) and per-address limits out
+// of the way of tests that all come from 127.0.0.1.
 func Config() authsvc.Config {
 	c := authsvc.DefaultConfig()
 	c.Serve.GRPCAddr, c.Serve.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
@@ -76,7 +77,6 @@ func Config() authsvc.Config {
 	c.KeyEncryptionKey = TestKeyEncryptionKey
 	c.ServiceCredentials = TestServiceCredential
 	c.BootstrapAdmin = AdminEmail
-	c.BootstrapAdminPassword = Password
 	// Every test client is 127.0.0.1: per-address limits as high as the
 	// tests' own traffic needs, per-session ones as in production.
 	c.RegisterAddressLimit = 100000
@@ -138,6 +138,13 @@ func Start(t testing.TB, opts Options) *Server {
 	if err != nil {
 		cancel()
 		t.Fatalf("authtest: open store: %v", err)
+	}
+	if cfg.BootstrapAdmin == AdminEmail && cfg.BootstrapAdminPassword == "" {
+		if err := createAdmin(ctx, store); err != nil {
+			cancel()
+			store.Close()
+			t.Fatalf("authtest: %v", err)
+		}
 	}
 	svc, err := authsvc.New(ctx, cfg, store, log)
 	if err != nil {
@@ -257,4 +264,22 @@ func (s *Server) Verifier(t testing.TB, keys token.KeyLookup) *token.Verifier {
 		t.Fatalf("authtest: %v", err)
 	}
 	return v
+}
+
+// adminHash is Password's hash, computed once per test binary: a hash
+// costs hundreds of milliseconds under the race detector, and every Start
+// would pay it.
+var adminHash = sync.OnceValue(func() string { return authsvc.HashPassword(Password, authsvc.MinArgon2Params) })
+
+// createAdmin puts the AdminEmail account into store, unless a replica
+// sharing it did, so that the server grants it the admin role at start.
+func createAdmin(ctx context.Context, store *sqlstore.Store) error {
+	err := store.CreateUser(ctx, authsvc.User{
+		ID: token.NewID(), Email: AdminEmail, PasswordHash: adminHash(),
+		Roles: []string{token.RoleCustomer}, CreateTime: time.Now().Truncate(time.Microsecond),
+	})
+	if err != nil && !errors.Is(err, authsvc.ErrConflict) {
+		return fmt.Errorf("create the admin account: %w", err)
+	}
+	return nil
 }
