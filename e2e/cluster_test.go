@@ -78,8 +78,10 @@ func startCluster(t *testing.T, cfg clusterConfig) *testCluster {
 			"--key-reload-interval", "200ms",
 			"--jwks-max-age", keysetRefresh.String(),
 			"--log-level", "warn",
-			// The shoppers all register and log in from 127.0.0.1.
+			// The shoppers all register and log in from 127.0.0.1, and the
+			// long run rotates the key more often than an operator would.
 			"--register-address-limit", "10000",
+			"--key-rotation-limit", "1000",
 		},
 		// Secrets through the environment, as the manifests pass them.
 		Env:      []string{"AUTHSVC_SERVICE_CREDENTIALS=" + serviceCredential, "AUTHSVC_BOOTSTRAP_ADMIN_PASSWORD=" + adminPassword},
