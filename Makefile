@@ -25,6 +25,15 @@ GRPCURL := $(TOOLS_DIR)/grpcurl
 
 TEST_TIMEOUT ?= 9m
 
+# The repository's other Go modules, each with a go.mod of its own so that
+# what only it needs stays out of the services' go.mod: deploy/k8s (the
+# manifest tests: k8s.io, kustomize; it reaches the services through a
+# replace) and bench/jwtbench (the JWT library benchmark: golang-jwt). The
+# root's ./... does not enter them, so test, lint and CI's govulncheck run
+# in each from its own directory. Found, not listed, so none is missed.
+NESTED_MODULES := $(sort $(patsubst ./%/go.mod,%,$(shell find . -mindepth 2 -name go.mod \
+	-not -path './.*' -not -path './bin/*' -not -path './var/*' -not -path '*/testdata/*')))
+
 # A stamp file per tool and version: changing a version reinstalls that tool.
 define install_tool
 $(TOOLS_DIR)/.$(1)-$(2):
@@ -62,11 +71,20 @@ checkgenerate: generate ## Fail when regenerating changes the tree.
 		git status --porcelain -- gen proto; git diff --stat -- gen proto; exit 1; fi
 
 .PHONY: lint
-lint: $(GEN_TOOLS) $(LINT_TOOLS) ## buf lint, buf format, go vet and golangci-lint.
+lint: $(GEN_TOOLS) $(LINT_TOOLS) ## buf lint, buf format, go vet and golangci-lint (in every module).
 	$(BUF) lint
 	$(BUF) format -d --exit-code
 	go vet ./...
 	$(GOLANGCI_LINT) run ./...
+	for dir in $(NESTED_MODULES); do \
+		echo "== lint $$dir"; \
+		(cd $$dir && go vet ./... && $(GOLANGCI_LINT) run ./...) || exit 1; \
+	done
+
+.PHONY: tidy
+tidy: ## go mod tidy in every module; the nested ones follow a change to the root's go.mod.
+	go mod tidy
+	for dir in $(NESTED_MODULES); do (cd $$dir && go mod tidy) || exit 1; done
 
 .PHONY: build
 build: ## Build the binaries into bin/.
@@ -74,8 +92,26 @@ build: ## Build the binaries into bin/.
 	go build -o $(BIN_DIR)/ ./cmd/...
 
 .PHONY: test
-test: $(RUN_TOOLS) ## Run every test with the race detector.
+test: $(RUN_TOOLS) ## Run every test, in every module, with the race detector.
 	PATH="$(TOOLS_DIR):$$PATH" go test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	for dir in $(NESTED_MODULES); do \
+		go test -C $$dir -race -count=1 -timeout $(TEST_TIMEOUT) ./... || exit 1; \
+	done
+
+# VULNCHECK is the offline govulncheck runner beside the repository;
+# .ci/run passes the one it finds. It runs from each module's directory,
+# with -test in the nested modules: their code is all tests, of which
+# govulncheck would otherwise see none.
+VULNCHECK ?= $(abspath ../shared/tools/govulncheck-offline)
+
+.PHONY: vulncheck
+vulncheck: ## govulncheck every module, offline (CI runs it).
+	@if [[ ! -x "$(VULNCHECK)" ]]; then echo "$(VULNCHECK) not found; set VULNCHECK to govulncheck-offline" >&2; exit 1; fi
+	"$(VULNCHECK)" ./...
+	for dir in $(NESTED_MODULES); do \
+		echo "== govulncheck $$dir"; \
+		(cd $$dir && "$(VULNCHECK)" -test ./...) || exit 1; \
+	done
 
 BENCH_FLAGS ?=
 
@@ -93,18 +129,21 @@ chaos: ## The long chaos run: minutes of kills, scaling, rotation and revocation
 
 FUZZTIME ?= 1m
 
+# Launcher flags for make run, e.g. RUN_FLAGS='--log-level info'.
+RUN_FLAGS ?=
+
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 1m); CI runs them briefly.
 	@for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
 		for target in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
 			echo "== fuzz $$dir $$target for $(FUZZTIME)"; \
-			go test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$dir || exit 1; \
+			go test -C $$dir -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) . || exit 1; \
 		done; \
 	done
 
 .PHONY: run
 run: build $(RUN_TOOLS) ## Start authsvc and three catalogsvc replicas on SQLite; Ctrl-C stops them.
-	$(BIN_DIR)/tokencart-run --bin $(BIN_DIR) --data ./var --grpcurl $(GRPCURL)
+	$(BIN_DIR)/tokencart-run --bin $(BIN_DIR) --data ./var --grpcurl $(GRPCURL) $(RUN_FLAGS)
 
 .PHONY: image
 image: ## Build the container images (needs a Docker engine).

@@ -48,11 +48,6 @@ func validPassword(p string) bool {
 
 // Register implements authv1.AuthServiceServer.
 func (s *Service) Register(ctx context.Context, req *authv1.RegisterRequest) (*authv1.RegisterResponse, error) {
-	resp, err := s.register(ctx, req)
-	return resp, s.rpcError(ctx, err)
-}
-
-func (s *Service) register(ctx context.Context, req *authv1.RegisterRequest) (*authv1.RegisterResponse, error) {
 	email, err := normalizeEmail(req.GetEmail())
 	if err != nil {
 		return nil, err
@@ -63,7 +58,7 @@ func (s *Service) register(ctx context.Context, req *authv1.RegisterRequest) (*a
 	// Counted before the hash, which is what the limit protects (with the
 	// store's growth); registrations hash at a lower priority than logins.
 	now := s.now()
-	if err := s.countCall(ctx, "register-address:"+clientaddr.FromContext(ctx, s.cfg.TrustedProxyHops), now,
+	if err := s.countCall(ctx, "register-address:"+clientaddr.FromContext(ctx, s.cfg.Guard.TrustedProxyHops), now,
 		s.cfg.RegisterAddressLimit, s.cfg.RegisterLimitWindow, "too many registrations from this address"); err != nil {
 		return nil, err
 	}
@@ -83,11 +78,6 @@ func (s *Service) register(ctx context.Context, req *authv1.RegisterRequest) (*a
 
 // Login implements authv1.AuthServiceServer.
 func (s *Service) Login(ctx context.Context, req *authv1.LoginRequest) (*authv1.LoginResponse, error) {
-	resp, err := s.login(ctx, req)
-	return resp, s.rpcError(ctx, err)
-}
-
-func (s *Service) login(ctx context.Context, req *authv1.LoginRequest) (*authv1.LoginResponse, error) {
 	// A malformed email or an impossible password is just one more wrong
 	// credential: say nothing more specific.
 	email, err := normalizeEmail(req.GetEmail())
@@ -97,7 +87,7 @@ func (s *Service) login(ctx context.Context, req *authv1.LoginRequest) (*authv1.
 		sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(req.GetEmail()))))
 		email = "invalid:" + base64.RawURLEncoding.EncodeToString(sum[:])
 	}
-	address := clientaddr.FromContext(ctx, s.cfg.TrustedProxyHops)
+	address := clientaddr.FromContext(ctx, s.cfg.Guard.TrustedProxyHops)
 	known, err := s.store.KnownLoginAddress(ctx, email, address, s.now().Add(-s.cfg.LoginAddressMemory))
 	if err != nil {
 		return nil, fmt.Errorf("read login addresses: %w", err)
@@ -272,11 +262,6 @@ func (s *Service) throttleDelay(excess int) time.Duration {
 
 // GetMe implements authv1.AuthServiceServer.
 func (s *Service) GetMe(ctx context.Context, _ *authv1.GetMeRequest) (*authv1.GetMeResponse, error) {
-	resp, err := s.getMe(ctx)
-	return resp, s.rpcError(ctx, err)
-}
-
-func (s *Service) getMe(ctx context.Context) (*authv1.GetMeResponse, error) {
 	c, err := caller(ctx)
 	if err != nil {
 		return nil, err

@@ -13,14 +13,15 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tokencart/tokencart/authsvc"
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/retryinfo"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
 func TestRegister(t *testing.T) {
-	s := authtest.Start(t, authtest.Options{})
+	s := authsvctest.Start(t, authsvctest.Options{})
 	ctx := t.Context()
 	tests := []struct {
 		name, email, password string
@@ -40,7 +41,7 @@ func TestRegister(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, err := s.Client.Register(ctx, &authv1.RegisterRequest{Email: tt.email, Password: tt.password})
-			wantCode(t, "Register", err, tt.want)
+			expect.Code(t, "Register", err, tt.want)
 			if err == nil && resp.GetUser().GetEmail() != strings.ToLower(strings.TrimSpace(tt.email)) {
 				t.Errorf("email stored as %q", resp.GetUser().GetEmail())
 			}
@@ -59,13 +60,13 @@ func TestRegister(t *testing.T) {
 func TestBootstrapAdmin(t *testing.T) {
 	dsn := t.TempDir() + "/authsvc.db"
 	ctx := t.Context()
-	roles := func(s *authtest.Server, email, password string) []string {
+	roles := func(s *authsvctest.Server, email, password string) []string {
 		t.Helper()
 		login, err := s.Client.Login(ctx, &authv1.LoginRequest{Email: email, Password: password})
 		if err != nil {
 			t.Fatalf("Login(%s): %v", email, err)
 		}
-		me, err := s.Client.GetMe(authtest.WithToken(ctx, login.GetAccessToken()), &authv1.GetMeRequest{})
+		me, err := s.Client.GetMe(authsvctest.WithToken(ctx, login.GetAccessToken()), &authv1.GetMeRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,26 +76,26 @@ func TestBootstrapAdmin(t *testing.T) {
 		return func(c *authsvc.Config) { c.BootstrapAdmin, c.BootstrapAdminPassword = email, password }
 	}
 
-	a := authtest.Start(t, authtest.Options{DSN: dsn, Configure: bootstrap("boss@example.com", "")})
+	a := authsvctest.Start(t, authsvctest.Options{DSN: dsn, Configure: bootstrap("boss@example.com", "")})
 	if r := a.Register(t, " BOSS@example.com").GetRoles(); slices.Contains(r, token.RoleAdmin) {
 		t.Errorf("the bootstrap admin's address registered after the start got roles %v", r)
 	}
-	if r := roles(a, "boss@example.com", authtest.Password); slices.Contains(r, token.RoleAdmin) {
+	if r := roles(a, "boss@example.com", authsvctest.Password); slices.Contains(r, token.RoleAdmin) {
 		t.Errorf("registered after the start: roles %v", r)
 	}
-	b := authtest.Start(t, authtest.Options{DSN: dsn, Configure: bootstrap("Boss@example.com", "")})
-	if r := roles(b, "boss@example.com", authtest.Password); !slices.Contains(r, token.RoleAdmin) {
+	b := authsvctest.Start(t, authsvctest.Options{DSN: dsn, Configure: bootstrap("Boss@example.com", "")})
+	if r := roles(b, "boss@example.com", authsvctest.Password); !slices.Contains(r, token.RoleAdmin) {
 		t.Errorf("an account that existed at the start: roles %v, want admin", r)
 	}
 
 	const secret = "the one-time bootstrap secret"
-	c := authtest.Start(t, authtest.Options{DSN: dsn, Configure: bootstrap("root@example.com", secret)})
+	c := authsvctest.Start(t, authsvctest.Options{DSN: dsn, Configure: bootstrap("root@example.com", secret)})
 	if r := roles(c, "root@example.com", secret); !slices.Contains(r, token.RoleAdmin) {
 		t.Errorf("the account authsvc created: roles %v, want admin", r)
 	}
 	c.Register(t, "claimed@example.com") // someone registers the address first, with another password
-	d := authtest.Start(t, authtest.Options{DSN: dsn, Configure: bootstrap("claimed@example.com", secret)})
-	if r := roles(d, "claimed@example.com", authtest.Password); slices.Contains(r, token.RoleAdmin) {
+	d := authsvctest.Start(t, authsvctest.Options{DSN: dsn, Configure: bootstrap("claimed@example.com", secret)})
+	if r := roles(d, "claimed@example.com", authsvctest.Password); slices.Contains(r, token.RoleAdmin) {
 		t.Errorf("an account with another password than the bootstrap password: roles %v", r)
 	}
 	if _, err := d.Client.Login(ctx, &authv1.LoginRequest{Email: "claimed@example.com", Password: secret}); status.Code(err) != codes.Unauthenticated {
@@ -106,13 +107,13 @@ func TestBootstrapAdmin(t *testing.T) {
 // password get the very same status, details included. Their times are
 // logged, not asserted: both cost one argon2id hash.
 func TestLoginFailuresLookAlike(t *testing.T) {
-	s := authtest.Start(t, authtest.Options{Configure: func(c *authsvc.Config) { c.LoginAccountLimit = 100 }})
+	s := authsvctest.Start(t, authsvctest.Options{Configure: func(c *authsvc.Config) { c.LoginAccountLimit = 100 }})
 	ctx := t.Context()
 	s.Register(t, "known@example.com")
 	attempts := map[string]*authv1.LoginRequest{
 		"wrong password": {Email: "known@example.com", Password: "wrong password"},
-		"unknown email":  {Email: "unknown@example.com", Password: authtest.Password},
-		"malformed":      {Email: "not an email", Password: authtest.Password},
+		"unknown email":  {Email: "unknown@example.com", Password: authsvctest.Password},
+		"malformed":      {Email: "not an email", Password: authsvctest.Password},
 		"empty password": {Email: "known@example.com"},
 	}
 	var first *status.Status
@@ -149,7 +150,7 @@ func TestLoginThrottle(t *testing.T) {
 			c.LoginThrottleDelay = time.Second
 		})
 		ctx := t.Context()
-		replicas := []*authtest.Server{a, b}
+		replicas := []*authsvctest.Server{a, b}
 		a.Register(t, "victim@example.com")
 		login := func(i int, email, password string) error {
 			_, err := replicas[i%2].Client.Login(ctx, &authv1.LoginRequest{Email: email, Password: password})
@@ -158,40 +159,40 @@ func TestLoginThrottle(t *testing.T) {
 
 		// Per account: three failures on either replica, then a wait.
 		for i := range 3 {
-			wantCode(t, "wrong password", login(i, "victim@example.com", "wrong password"), codes.Unauthenticated)
+			expect.Code(t, "wrong password", login(i, "victim@example.com", "wrong password"), codes.Unauthenticated)
 		}
-		err := login(3, "victim@example.com", authtest.Password)
-		wantCode(t, "login after three failures", err, codes.ResourceExhausted)
+		err := login(3, "victim@example.com", authsvctest.Password)
+		expect.Code(t, "login after three failures", err, codes.ResourceExhausted)
 		if d := retryDelay(t, err); d <= 0 || d > 1100*time.Millisecond {
 			t.Errorf("retry delay %v, want about the 1s throttle delay", d)
 		}
 		err = login(4, "victim@example.com", "wrong password")
-		wantCode(t, "a guess while throttled", err, codes.ResourceExhausted)
+		expect.Code(t, "a guess while throttled", err, codes.ResourceExhausted)
 		clk.Advance(1100 * time.Millisecond)
-		if err := login(5, "victim@example.com", authtest.Password); err != nil {
+		if err := login(5, "victim@example.com", authsvctest.Password); err != nil {
 			t.Fatalf("login after the delay: %v", err)
 		}
-		if err := login(6, "victim@example.com", authtest.Password); err != nil {
+		if err := login(6, "victim@example.com", authsvctest.Password); err != nil {
 			t.Fatalf("a success resets the account's count: %v", err)
 		}
 
 		// Per address: failures on any accounts from one address.
 		clk.Advance(a.Config.LoginThrottleWindow)
 		for i := range 5 {
-			wantCode(t, "unknown account", login(i, fmt.Sprintf("nobody%d@example.com", i), "x"), codes.Unauthenticated)
+			expect.Code(t, "unknown account", login(i, fmt.Sprintf("nobody%d@example.com", i), "x"), codes.Unauthenticated)
 		}
-		err = login(0, "victim@example.com", authtest.Password)
-		wantCode(t, "login from a throttled address", err, codes.ResourceExhausted)
+		err = login(0, "victim@example.com", authsvctest.Password)
+		expect.Code(t, "login from a throttled address", err, codes.ResourceExhausted)
 		retryDelay(t, err)
 
 		// Behind a trusted proxy, the address is the forwarded one.
-		c := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
+		c := authsvctest.Start(t, authsvctest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
 			c.Now = clk.Now
 			c.LoginAddressLimit = 5
-			c.TrustedProxyHops = 1
+			c.Guard.TrustedProxyHops = 1
 		}})
 		fwd := metadata.AppendToOutgoingContext(ctx, "x-forwarded-for", "203.0.113.7")
-		if _, err := c.Client.Login(fwd, &authv1.LoginRequest{Email: "victim@example.com", Password: authtest.Password}); err != nil {
+		if _, err := c.Client.Login(fwd, &authv1.LoginRequest{Email: "victim@example.com", Password: authsvctest.Password}); err != nil {
 			t.Errorf("login forwarded for another address: %v", err)
 		}
 	})
@@ -210,9 +211,9 @@ func retryDelay(t *testing.T, err error) time.Duration {
 // parameters upgrades a stored hash when the password is next presented.
 func TestRehashOnLogin(t *testing.T) {
 	dsn := t.TempDir() + "/authsvc.db"
-	a := authtest.Start(t, authtest.Options{DSN: dsn})
+	a := authsvctest.Start(t, authsvctest.Options{DSN: dsn})
 	a.Register(t, "upgrade@example.com")
-	b := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) { c.Argon2.Time = 3 }})
+	b := authsvctest.Start(t, authsvctest.Options{DSN: dsn, Configure: func(c *authsvc.Config) { c.Argon2.Time = 3 }})
 	b.Login(t, "upgrade@example.com")
 	u, err := b.Store.UserByEmail(t.Context(), "upgrade@example.com")
 	if err != nil || !strings.HasPrefix(u.PasswordHash, "$argon2id$v=19$m=19456,t=3,p=1$") {

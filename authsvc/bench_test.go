@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/tokencart/tokencart/authsvc"
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
 	"github.com/tokencart/tokencart/internal/token"
 )
@@ -16,12 +16,12 @@ import (
 // store with the minimum argon2id parameters (m=19 MiB, t=2, p=1), one
 // hash per core at a time: the number to size replicas by.
 func BenchmarkLogin(b *testing.B) {
-	s := authtest.Start(b, authtest.Options{Configure: func(c *authsvc.Config) {
+	s := authsvctest.Start(b, authsvctest.Options{Configure: func(c *authsvc.Config) {
 		c.HashConcurrency = runtime.GOMAXPROCS(0)
 		c.LoginAccountLimit = 1 << 30
 	}})
 	s.Register(b, "bench@example.com")
-	req := &authv1.LoginRequest{Email: "bench@example.com", Password: authtest.Password}
+	req := &authv1.LoginRequest{Email: "bench@example.com", Password: authsvctest.Password}
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -84,7 +84,7 @@ func BenchmarkVerifyAccessToken(b *testing.B) {
 // BenchmarkAuthenticate: authsvc's own check of a bearer token, the
 // signature plus a revocation lookup in the store (SQLite).
 func BenchmarkAuthenticate(b *testing.B) {
-	s := authtest.Start(b, authtest.Options{})
+	s := authsvctest.Start(b, authsvctest.Options{})
 	_, raw := s.NewCustomer(b)
 	ctx := b.Context()
 	b.ReportAllocs()

@@ -13,8 +13,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tokencart/tokencart/authsvc"
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/grpcauth"
 	"github.com/tokencart/tokencart/internal/token"
 )
@@ -34,7 +35,7 @@ func fromAddress(ctx context.Context, addr string) context.Context {
 func TestRefreshChurnBounded(t *testing.T) {
 	forEachStore(t, func(t *testing.T, dsn string) {
 		clk := &clock{}
-		s := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
+		s := authsvctest.Start(t, authsvctest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
 			c.Now = clk.Now
 			c.RefreshLimit = 10
 		}})
@@ -79,7 +80,7 @@ func TestRefreshChurnBounded(t *testing.T) {
 		entriesBefore := probe.rows(t, "revocation_entries")
 		clk.Advance(time.Minute) // past the reuse grace
 		_, err = s.Client.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: first})
-		wantCode(t, "replayed spent refresh token", err, codes.Unauthenticated)
+		expect.Code(t, "replayed spent refresh token", err, codes.Unauthenticated)
 		if got := probe.rows(t, "revocation_entries") - entriesBefore; got != 1 {
 			t.Errorf("the replay recorded %d revocation entries for a session refreshed %d times, want 1", got, len(access)-1)
 		}
@@ -114,8 +115,8 @@ func TestRefreshChurnBounded(t *testing.T) {
 // TestRefreshAddressLimit: one client address cannot refresh many sessions
 // without bound either.
 func TestRefreshAddressLimit(t *testing.T) {
-	s := authtest.Start(t, authtest.Options{Configure: func(c *authsvc.Config) {
-		c.RefreshAddressLimit, c.RefreshLimit, c.TrustedProxyHops = 3, 3, 1
+	s := authsvctest.Start(t, authsvctest.Options{Configure: func(c *authsvc.Config) {
+		c.RefreshAddressLimit, c.RefreshLimit, c.Guard.TrustedProxyHops = 3, 3, 1
 	}})
 	ctx := t.Context()
 	var tokens []string
@@ -129,7 +130,7 @@ func TestRefreshAddressLimit(t *testing.T) {
 		if i == 3 {
 			want = codes.ResourceExhausted
 		}
-		wantCode(t, fmt.Sprint("refresh ", i+1, " from one address"), err, want)
+		expect.Code(t, fmt.Sprint("refresh ", i+1, " from one address"), err, want)
 	}
 	if _, err := s.Client.RefreshToken(fromAddress(ctx, "198.51.100.8"), &authv1.RefreshTokenRequest{RefreshToken: tokens[3]}); err != nil {
 		t.Errorf("the same session from another address: %v", err)
@@ -142,14 +143,14 @@ func TestRefreshAddressLimit(t *testing.T) {
 // sessions stays refused.
 func TestRevocationStateBounded(t *testing.T) {
 	forEachStore(t, func(t *testing.T, dsn string) {
-		s := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) { c.RevocationsPerAccount = 3 }})
+		s := authsvctest.Start(t, authsvctest.Options{DSN: dsn, Configure: func(c *authsvc.Config) { c.RevocationsPerAccount = 3 }})
 		probe := openProbe(t, dsn)
 		ctx := t.Context()
 		u, _ := s.NewCustomer(t)
 		var tokens []string
 		for range 9 {
 			tok := s.Login(t, u.GetEmail()).GetAccessToken()
-			if _, err := s.Client.Logout(authtest.WithToken(ctx, tok), &authv1.LogoutRequest{}); err != nil {
+			if _, err := s.Client.Logout(authsvctest.WithToken(ctx, tok), &authv1.LogoutRequest{}); err != nil {
 				t.Fatal(err)
 			}
 			tokens = append(tokens, tok)
@@ -167,7 +168,7 @@ func TestRevocationStateBounded(t *testing.T) {
 			}
 		}
 		// A login after all that is a live session.
-		if _, err := s.Client.GetMe(authtest.WithToken(ctx, s.Login(t, u.GetEmail()).GetAccessToken()), &authv1.GetMeRequest{}); err != nil {
+		if _, err := s.Client.GetMe(authsvctest.WithToken(ctx, s.Login(t, u.GetEmail()).GetAccessToken()), &authv1.GetMeRequest{}); err != nil {
 			t.Errorf("a new session after the revocations: %v", err)
 		}
 	})
@@ -176,24 +177,24 @@ func TestRevocationStateBounded(t *testing.T) {
 // TestLogoutEverywhere revokes every session of the account with one
 // entry; a login right after (the same second) is live.
 func TestLogoutEverywhere(t *testing.T) {
-	s := authtest.Start(t, authtest.Options{})
+	s := authsvctest.Start(t, authsvctest.Options{})
 	ctx := t.Context()
 	u, other := s.NewCustomer(t)
 	a, b := s.Login(t, u.GetEmail()), s.Login(t, u.GetEmail())
 	_, bystander := s.NewCustomer(t)
-	if _, err := s.Client.Logout(authtest.WithToken(ctx, a.GetAccessToken()), &authv1.LogoutRequest{AllSessions: true}); err != nil {
+	if _, err := s.Client.Logout(authsvctest.WithToken(ctx, a.GetAccessToken()), &authv1.LogoutRequest{AllSessions: true}); err != nil {
 		t.Fatal(err)
 	}
 	for name, tok := range map[string]string{"the caller's session": a.GetAccessToken(), "another session": b.GetAccessToken(), "the first session": other} {
-		_, err := s.Client.GetMe(authtest.WithToken(ctx, tok), &authv1.GetMeRequest{})
-		wantCode(t, name+" after logging out everywhere", err, codes.Unauthenticated)
+		_, err := s.Client.GetMe(authsvctest.WithToken(ctx, tok), &authv1.GetMeRequest{})
+		expect.Code(t, name+" after logging out everywhere", err, codes.Unauthenticated)
 	}
 	_, err := s.Client.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: b.GetRefreshToken()})
-	wantCode(t, "another session's refresh token", err, codes.Unauthenticated)
-	if _, err := s.Client.GetMe(authtest.WithToken(ctx, s.Login(t, u.GetEmail()).GetAccessToken()), &authv1.GetMeRequest{}); err != nil {
+	expect.Code(t, "another session's refresh token", err, codes.Unauthenticated)
+	if _, err := s.Client.GetMe(authsvctest.WithToken(ctx, s.Login(t, u.GetEmail()).GetAccessToken()), &authv1.GetMeRequest{}); err != nil {
 		t.Errorf("a login right after: %v", err)
 	}
-	if _, err := s.Client.GetMe(authtest.WithToken(ctx, bystander), &authv1.GetMeRequest{}); err != nil {
+	if _, err := s.Client.GetMe(authsvctest.WithToken(ctx, bystander), &authv1.GetMeRequest{}); err != nil {
 		t.Errorf("another account: %v", err)
 	}
 }
@@ -201,24 +202,24 @@ func TestLogoutEverywhere(t *testing.T) {
 // TestSingleTokenRevocationLimited: revoking one access token (not its
 // session) is possible but limited per caller.
 func TestSingleTokenRevocationLimited(t *testing.T) {
-	s := authtest.Start(t, authtest.Options{Configure: func(c *authsvc.Config) { c.TokenRevocationLimit = 3 }})
+	s := authsvctest.Start(t, authsvctest.Options{Configure: func(c *authsvc.Config) { c.TokenRevocationLimit = 3 }})
 	ctx := t.Context()
 	u, me := s.NewCustomer(t)
 	for i := range 4 {
 		tok := s.Login(t, u.GetEmail()).GetAccessToken()
-		_, err := s.Client.RevokeToken(authtest.WithToken(ctx, me), &authv1.RevokeTokenRequest{Token: tok, Scope: authv1.RevocationScope_REVOCATION_SCOPE_TOKEN})
+		_, err := s.Client.RevokeToken(authsvctest.WithToken(ctx, me), &authv1.RevokeTokenRequest{Token: tok, Scope: authv1.RevocationScope_REVOCATION_SCOPE_TOKEN})
 		want := codes.OK
 		if i == 3 {
 			want = codes.ResourceExhausted
 		}
-		wantCode(t, fmt.Sprint("single-token revocation ", i+1), err, want)
+		expect.Code(t, fmt.Sprint("single-token revocation ", i+1), err, want)
 	}
 }
 
 // TestServiceMethodsNeedService: the revocation feed and introspection
 // answer services only, and streams per client connection are bounded.
 func TestServiceMethodsNeedService(t *testing.T) {
-	s := authtest.Start(t, authtest.Options{Configure: func(c *authsvc.Config) { c.RevocationStreamsPerConnection = 2 }})
+	s := authsvctest.Start(t, authsvctest.Options{Configure: func(c *authsvc.Config) { c.RevocationStreamsPerConnection = 2 }})
 	ctx := t.Context()
 	_, tok := s.NewCustomer(t)
 	watchErr := func(c authv1.AuthServiceClient, ctx context.Context) error {
@@ -228,12 +229,12 @@ func TestServiceMethodsNeedService(t *testing.T) {
 		}
 		return err
 	}
-	wantCode(t, "anonymous WatchRevocations", watchErr(s.Client, ctx), codes.Unauthenticated)
-	wantCode(t, "WatchRevocations with a user's token", watchErr(s.Client, authtest.WithToken(ctx, tok)), codes.Unauthenticated)
+	expect.Code(t, "anonymous WatchRevocations", watchErr(s.Client, ctx), codes.Unauthenticated)
+	expect.Code(t, "WatchRevocations with a user's token", watchErr(s.Client, authsvctest.WithToken(ctx, tok)), codes.Unauthenticated)
 	wrong := metadata.AppendToOutgoingContext(ctx, grpcauth.ServiceCredentialHeader, strings.Repeat("A", 43)+"=")
-	wantCode(t, "WatchRevocations with a wrong credential", watchErr(s.Client, wrong), codes.PermissionDenied)
+	expect.Code(t, "WatchRevocations with a wrong credential", watchErr(s.Client, wrong), codes.PermissionDenied)
 	_, err := s.Client.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: tok})
-	wantCode(t, "anonymous IntrospectToken", err, codes.Unauthenticated)
+	expect.Code(t, "anonymous IntrospectToken", err, codes.Unauthenticated)
 	if r, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: tok}); err != nil || !r.GetActive() {
 		t.Errorf("IntrospectToken as a service: %v, %v", r, err)
 	}
@@ -245,7 +246,7 @@ func TestServiceMethodsNeedService(t *testing.T) {
 	third, cancel := context.WithCancel(ctx)
 	defer cancel()
 	err = watchErr(s.ServiceClient, third)
-	wantCode(t, "a third stream on one connection", err, codes.ResourceExhausted)
+	expect.Code(t, "a third stream on one connection", err, codes.ResourceExhausted)
 	if d := retryDelay(t, err); d <= 0 {
 		t.Errorf("retry delay %v", d)
 	}
@@ -255,13 +256,13 @@ func TestServiceMethodsNeedService(t *testing.T) {
 // accounts, and a flood of registrations from many addresses leaves logins
 // their hashing slots.
 func TestRegisterLimited(t *testing.T) {
-	s := authtest.Start(t, authtest.Options{Configure: func(c *authsvc.Config) {
-		c.RegisterAddressLimit, c.TrustedProxyHops = 3, 1
+	s := authsvctest.Start(t, authsvctest.Options{Configure: func(c *authsvc.Config) {
+		c.RegisterAddressLimit, c.Guard.TrustedProxyHops = 3, 1
 		c.HashConcurrency, c.HashQueueTimeout = 2, 300*time.Millisecond
 	}})
 	ctx := t.Context()
 	register := func(addr, email string) error {
-		_, err := s.Client.Register(fromAddress(ctx, addr), &authv1.RegisterRequest{Email: email, Password: authtest.Password})
+		_, err := s.Client.Register(fromAddress(ctx, addr), &authv1.RegisterRequest{Email: email, Password: authsvctest.Password})
 		return err
 	}
 	for i := range 4 {
@@ -269,9 +270,9 @@ func TestRegisterLimited(t *testing.T) {
 		if i == 3 {
 			want = codes.ResourceExhausted
 		}
-		wantCode(t, fmt.Sprint("registration ", i+1, " from one address"), register("198.51.100.1", fmt.Sprintf("r%d@example.com", i)), want)
+		expect.Code(t, fmt.Sprint("registration ", i+1, " from one address"), register("198.51.100.1", fmt.Sprintf("r%d@example.com", i)), want)
 	}
-	wantCode(t, "registration from another address", register("198.51.100.2", "other@example.com"), codes.OK)
+	expect.Code(t, "registration from another address", register("198.51.100.2", "other@example.com"), codes.OK)
 
 	// Many addresses register at once (each within its limit) while one
 	// client logs in again and again: no login is refused for want of a
@@ -292,7 +293,7 @@ func TestRegisterLimited(t *testing.T) {
 	}
 	refused := 0
 	for range 6 {
-		_, err := s.Client.Login(fromAddress(ctx, "192.0.2.1"), &authv1.LoginRequest{Email: "other@example.com", Password: authtest.Password})
+		_, err := s.Client.Login(fromAddress(ctx, "192.0.2.1"), &authv1.LoginRequest{Email: "other@example.com", Password: authsvctest.Password})
 		switch status.Code(err) {
 		case codes.OK:
 		case codes.ResourceExhausted:
@@ -313,14 +314,14 @@ func TestRegisterLimited(t *testing.T) {
 // presented again is refused for a lookup; a good token from another
 // address is unaffected.
 func TestForgedTokensLimited(t *testing.T) {
-	s := authtest.Start(t, authtest.Options{Configure: func(c *authsvc.Config) {
-		c.AuthFailures, c.AuthFailureEvery, c.TrustedProxyHops = 5, time.Hour, 1
+	s := authsvctest.Start(t, authsvctest.Options{Configure: func(c *authsvc.Config) {
+		c.Guard.Failures, c.Guard.Every, c.Guard.TrustedProxyHops = 5, time.Hour, 1
 	}})
 	ctx := t.Context()
 	_, good := s.NewCustomer(t)
 	f := newForger(t, s, good)
 	getMe := func(addr, tok string) error {
-		_, err := s.Client.GetMe(fromAddress(authtest.WithToken(ctx, tok), addr), &authv1.GetMeRequest{})
+		_, err := s.Client.GetMe(fromAddress(authsvctest.WithToken(ctx, tok), addr), &authv1.GetMeRequest{})
 		return err
 	}
 	other, err := token.GenerateSigningKey()
@@ -347,7 +348,7 @@ func TestForgedTokensLimited(t *testing.T) {
 // without bound.
 func TestLoginChurnBounded(t *testing.T) {
 	forEachStore(t, func(t *testing.T, dsn string) {
-		s := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
+		s := authsvctest.Start(t, authsvctest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
 			c.SessionsPerAccount, c.RevocationsPerAccount = 2, 3
 		}})
 		probe := openProbe(t, dsn)
@@ -364,12 +365,12 @@ func TestLoginChurnBounded(t *testing.T) {
 			}
 		}
 		for i, tok := range tokens {
-			_, err := s.Client.GetMe(authtest.WithToken(ctx, tok), &authv1.GetMeRequest{})
+			_, err := s.Client.GetMe(authsvctest.WithToken(ctx, tok), &authv1.GetMeRequest{})
 			want := codes.Unauthenticated
 			if i >= len(tokens)-2 {
 				want = codes.OK
 			}
-			wantCode(t, fmt.Sprint("login ", i+1, " of ", len(tokens)), err, want)
+			expect.Code(t, fmt.Sprint("login ", i+1, " of ", len(tokens)), err, want)
 		}
 	})
 }

@@ -84,11 +84,6 @@ type Config struct {
 	LoginThrottleWindow                                          time.Duration
 	LoginThrottleDelay                                           time.Duration
 	LoginAddressMemory                                           time.Duration
-	// TrustedProxyHops is the number of proxies in front of authsvc that
-	// append to x-forwarded-for; the client address is that many entries
-	// from the right. 0 ignores the header and uses the peer address.
-	TrustedProxyHops int
-
 	// BootstrapAdmin is the email of an account that gets the admin role at
 	// start: created with BootstrapAdminPassword if it does not exist;
 	// if it exists, granted the role only if it has that password, or,
@@ -129,11 +124,11 @@ type Config struct {
 	// WatchRevocations streams per client connection (a replica needs one
 	// at a time) and in all.
 	RevocationStreamsPerConnection, MaxRevocationStreams int
-	// AuthFailures is the burst of failed token checks per client address
-	// before its calls are refused without a check; AuthFailureEvery
-	// earns one more.
-	AuthFailures     int
-	AuthFailureEvery time.Duration
+	// Guard limits the token checks of client addresses that keep failing
+	// them, and its TrustedProxyHops (the proxies in front of authsvc that
+	// append to x-forwarded-for) names the client address for every
+	// per-address limit.
+	Guard grpcauth.GuardConfig
 
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
@@ -155,7 +150,7 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	fs.IntVar(&c.RefreshLimit, "refresh-limit", 10, "refreshes allowed per session within --refresh-limit-window")
 	fs.IntVar(&c.RefreshAddressLimit, "refresh-address-limit", 600, "refreshes allowed per client address within --refresh-limit-window")
 	fs.DurationVar(&c.RefreshLimitWindow, "refresh-limit-window", time.Minute, "window of --refresh-limit and --refresh-address-limit")
-	fs.DurationVar(&c.Leeway, "leeway", token.DefaultLeeway, "clock skew tolerated on exp, nbf and iat (at most 60s)")
+	fs.DurationVar(&c.Leeway, "token-leeway", token.DefaultLeeway, fmt.Sprintf("clock skew tolerated on exp, nbf and iat (at most %v)", token.MaxLeeway))
 	fs.StringVar(&c.KeyEncryptionKey, "key-encryption-key", "",
 		"base64 of 32 random bytes that encrypt private signing keys at rest (secret; without it keys are stored unencrypted)")
 	fs.DurationVar(&c.KeyRotationInterval, "key-rotation-interval", 24*time.Hour, "how often a new signing key is created")
@@ -189,8 +184,6 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	fs.IntVar(&c.LoginAddressLimit, "login-address-limit", 50, "failed logins per client address within --login-throttle-window before logins are delayed")
 	fs.DurationVar(&c.LoginThrottleWindow, "login-throttle-window", 15*time.Minute, "how long failed logins are remembered; also the longest delay")
 	fs.DurationVar(&c.LoginThrottleDelay, "login-throttle-delay", time.Second, "first delay once a limit is reached; doubles with each further failure")
-	fs.IntVar(&c.TrustedProxyHops, "trusted-proxy-hops", 0,
-		"proxies in front of authsvc that append to x-forwarded-for; 0 ignores the header and throttles by peer address")
 	fs.StringVar(&c.BootstrapAdmin, "bootstrap-admin", "",
 		"email of an account that gets the admin role at start: created with --bootstrap-admin-password if missing; an existing one only if it has that password (or, without a password, as it stands)")
 	fs.StringVar(&c.BootstrapAdminPassword, "bootstrap-admin-password", "", "password of --bootstrap-admin (secret; prefer the environment variable)")
@@ -207,9 +200,7 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 		"comma-separated client-certificate identities (URI or DNS SANs) accepted as services; needs --tls-client-ca")
 	fs.IntVar(&c.RevocationStreamsPerConnection, "revocation-streams-per-connection", 4, "open WatchRevocations streams allowed per client connection (a replica needs one at a time)")
 	fs.IntVar(&c.MaxRevocationStreams, "max-revocation-streams", 512, "open WatchRevocations streams allowed in all; at least a few per service replica")
-	fs.IntVar(&c.AuthFailures, "auth-failures", grpcauth.DefaultAuthFailures,
-		"failed token checks a client address may make in a burst before its calls are refused without a check")
-	fs.DurationVar(&c.AuthFailureEvery, "auth-failure-every", grpcauth.DefaultAuthFailureEvery, "time that earns a client address one more failed token check")
+	grpcauth.RegisterGuardFlags(fs, &c.Guard)
 	return c
 }
 
@@ -243,7 +234,7 @@ func (c *Config) Validate() error {
 	check(c.TokenLifetime >= time.Second, "--token-lifetime must be at least 1s, got %v", c.TokenLifetime)
 	check(c.RefreshTokenLifetime >= time.Second, "--refresh-token-lifetime must be at least 1s, got %v", c.RefreshTokenLifetime)
 	check(c.RefreshReuseGrace >= 0 && c.RefreshReuseGrace <= time.Minute, "--refresh-reuse-grace must be from 0 to 1m, got %v", c.RefreshReuseGrace)
-	check(c.Leeway > 0 && c.Leeway <= token.MaxLeeway, "--leeway must be more than 0 and at most %v, got %v", token.MaxLeeway, c.Leeway)
+	check(c.Leeway > 0 && c.Leeway <= token.MaxLeeway, "--token-leeway must be more than 0 and at most %v, got %v", token.MaxLeeway, c.Leeway)
 	if _, err := c.kek(); err != nil {
 		errs = append(errs, err)
 	}
@@ -280,8 +271,7 @@ func (c *Config) Validate() error {
 	check(c.RevocationStreamsPerConnection >= 1, "--revocation-streams-per-connection must be at least 1, got %d", c.RevocationStreamsPerConnection)
 	check(c.MaxRevocationStreams >= c.RevocationStreamsPerConnection,
 		"--max-revocation-streams must be at least --revocation-streams-per-connection, got %d", c.MaxRevocationStreams)
-	check(c.AuthFailures >= 1, "--auth-failures must be at least 1, got %d", c.AuthFailures)
-	check(c.AuthFailureEvery > 0, "--auth-failure-every must be positive, got %v", c.AuthFailureEvery)
+	errs = append(errs, c.Guard.Validate())
 	if _, err := c.services(); err != nil {
 		errs = append(errs, fmt.Errorf("--service-credentials or --service-identities: %w", err))
 	}
@@ -291,7 +281,6 @@ func (c *Config) Validate() error {
 	check(c.LoginThrottleWindow > 0, "--login-throttle-window must be positive, got %v", c.LoginThrottleWindow)
 	check(c.LoginThrottleDelay > 0 && c.LoginThrottleDelay <= c.LoginThrottleWindow,
 		"--login-throttle-delay must be positive and at most --login-throttle-window, got %v", c.LoginThrottleDelay)
-	check(c.TrustedProxyHops >= 0, "--trusted-proxy-hops must not be negative, got %d", c.TrustedProxyHops)
 	if c.BootstrapAdmin != "" {
 		_, err := normalizeEmail(c.BootstrapAdmin)
 		check(err == nil, "--bootstrap-admin %q is not an email address", c.BootstrapAdmin)
@@ -299,7 +288,7 @@ func (c *Config) Validate() error {
 	check(c.BootstrapAdminPassword == "" || (c.BootstrapAdmin != "" && validPassword(c.BootstrapAdminPassword)),
 		"--bootstrap-admin-password needs --bootstrap-admin and must be %d to %d characters", minPasswordLen, maxPasswordLen)
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("invalid authsvc configuration: %w", err)
+		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	return nil
 }

@@ -6,7 +6,7 @@
 //
 // A Service keeps no state of its own that another replica would need: the
 // users, refresh tokens, revocations, login throttle counts and signing
-// keys live in its Store (package sqlstore: SQLite or PostgreSQL), so any
+// keys live in its Store (package store: SQLite or PostgreSQL), so any
 // number of replicas can serve any request. Each replica reloads the keys
 // every few seconds and polls the store for revocations recorded by the
 // others.

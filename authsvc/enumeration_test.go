@@ -14,8 +14,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tokencart/tokencart/authsvc"
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/expect"
 )
 
 // answer is all a client learns from a refused call.
@@ -43,7 +44,7 @@ func (a answer) equal(b answer) bool {
 // answered sooner.
 func TestNoAccountEnumeration(t *testing.T) {
 	t.Parallel()
-	s := authtest.Start(t, authtest.Options{Configure: func(c *authsvc.Config) {
+	s := authsvctest.Start(t, authsvctest.Options{Configure: func(c *authsvc.Config) {
 		c.LoginAccountLimit = 1000                 // the answer compared is the refusal, not the throttle
 		c.HashQueueTimeout = 50 * time.Millisecond // while the test holds every hashing slot
 	}})
@@ -68,9 +69,9 @@ func TestNoAccountEnumeration(t *testing.T) {
 	}{
 		{"wrong password", &authv1.LoginRequest{Email: "known@example.com", Password: "wrong password"}},
 		{"unknown email", &authv1.LoginRequest{Email: "unknown@example.com", Password: "wrong password"}},
-		{"unknown email, the known account's password", &authv1.LoginRequest{Email: "unknown@example.com", Password: authtest.Password}},
+		{"unknown email, the known account's password", &authv1.LoginRequest{Email: "unknown@example.com", Password: authsvctest.Password}},
 		{"known email in other case, wrong password", &authv1.LoginRequest{Email: " KNOWN@example.com ", Password: "wrong password"}},
-		{"malformed email", &authv1.LoginRequest{Email: "known at example.com", Password: authtest.Password}},
+		{"malformed email", &authv1.LoginRequest{Email: "known at example.com", Password: authsvctest.Password}},
 		{"empty password", &authv1.LoginRequest{Email: "known@example.com"}},
 		{"7-character password", &authv1.LoginRequest{Email: "known@example.com", Password: "1234567"}},
 		{"empty password, unknown email", &authv1.LoginRequest{Email: "unknown@example.com"}},
@@ -90,7 +91,7 @@ func TestNoAccountEnumeration(t *testing.T) {
 		name string
 		req  *authv1.RegisterRequest
 	}{
-		{"taken email, its password", &authv1.RegisterRequest{Email: "known@example.com", Password: authtest.Password}},
+		{"taken email, its password", &authv1.RegisterRequest{Email: "known@example.com", Password: authsvctest.Password}},
 		{"taken email, another password", &authv1.RegisterRequest{Email: "known@example.com", Password: "another password"}},
 		{"taken email in other case", &authv1.RegisterRequest{Email: "Known@Example.com", Password: "another password"}},
 	}
@@ -122,7 +123,7 @@ func TestNoAccountEnumeration(t *testing.T) {
 		}
 	}
 	_, err = s.Client.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: "garbage"})
-	wantCode(t, "RefreshToken with the hasher busy", err, codes.Unauthenticated)
+	expect.Code(t, "RefreshToken with the hasher busy", err, codes.Unauthenticated)
 	release()
 
 	// The dummy hash costs what a real one does: same algorithm, version,
@@ -152,7 +153,7 @@ func phcShape(phc string) []string {
 // asserts that both take the same path through the hasher, and
 // BenchmarkLoginEnumeration measures the ratio properly.
 func TestLoginTimingRatio(t *testing.T) {
-	s := authtest.Start(t, authtest.Options{Configure: func(c *authsvc.Config) { c.LoginAccountLimit = 1000 }})
+	s := authsvctest.Start(t, authsvctest.Options{Configure: func(c *authsvc.Config) { c.LoginAccountLimit = 1000 }})
 	s.Register(t, "known@example.com")
 	reqs := [2]*authv1.LoginRequest{
 		{Email: "unknown@example.com", Password: "wrong password"},
@@ -166,7 +167,7 @@ func TestLoginTimingRatio(t *testing.T) {
 			start := time.Now()
 			_, err := s.Client.Login(t.Context(), reqs[k])
 			times[k] = append(times[k], time.Since(start))
-			wantCode(t, "Login", err, codes.Unauthenticated)
+			expect.Code(t, "Login", err, codes.Unauthenticated)
 		}
 	}
 	unknown, wrong := median(times[0]), median(times[1])
@@ -188,7 +189,7 @@ func median(d []time.Duration) time.Duration {
 //
 //	go test -run '^$' -bench 'LoginEnumeration' -count 5 ./authsvc/
 func BenchmarkLoginEnumeration(b *testing.B) {
-	s := authtest.Start(b, authtest.Options{Configure: func(c *authsvc.Config) {
+	s := authsvctest.Start(b, authsvctest.Options{Configure: func(c *authsvc.Config) {
 		c.LoginAccountLimit = 1 << 30
 		c.LoginAddressLimit = 1 << 30
 	}})

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -32,7 +32,7 @@ type forger struct {
 	good    string
 }
 
-func newForger(t testing.TB, s *authtest.Server, good string) *forger {
+func newForger(t testing.TB, s *authsvctest.Server, good string) *forger {
 	t.Helper()
 	key, err := s.Service.CurrentSigningKey()
 	if err != nil {

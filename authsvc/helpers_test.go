@@ -8,27 +8,25 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/tokencart/tokencart/authsvc"
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
-	"github.com/tokencart/tokencart/internal/pgtest"
+	"github.com/tokencart/tokencart/internal/sqldb/sqldbtest"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		// database/sql's connection opener lives until the DB is closed,
-		// which authtest does in a cleanup; pgx pools likewise.
+		// which authsvctest does in a cleanup; pgx pools likewise.
 		goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"),
 	)
 }
 
 // forEachStore runs test once over a SQLite file and once over a
 // PostgreSQL schema; dsn names the store, which any number of replicas
-// (authtest.Start with Options.DSN) may share.
+// (authsvctest.Start with Options.DSN) may share.
 func forEachStore(t *testing.T, test func(t *testing.T, dsn string)) {
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
@@ -36,15 +34,15 @@ func forEachStore(t *testing.T, test func(t *testing.T, dsn string)) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
-		test(t, pgtest.DSN(t))
+		test(t, sqldbtest.DSN(t))
 	})
 }
 
 // startPair starts two replicas sharing the store dsn, configured alike.
-func startPair(t *testing.T, dsn string, configure func(*authsvc.Config)) (a, b *authtest.Server) {
+func startPair(t *testing.T, dsn string, configure func(*authsvc.Config)) (a, b *authsvctest.Server) {
 	t.Helper()
-	opts := authtest.Options{DSN: dsn, Configure: configure}
-	return authtest.Start(t, opts), authtest.Start(t, opts)
+	opts := authsvctest.Options{DSN: dsn, Configure: configure}
+	return authsvctest.Start(t, opts), authsvctest.Start(t, opts)
 }
 
 // clock is a settable clock for the replicas of a test: real time plus an
@@ -53,25 +51,6 @@ type clock struct{ offset atomic.Int64 }
 
 func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
-
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
-func wantCode(t *testing.T, what string, err error, want codes.Code) {
-	t.Helper()
-	if got := status.Code(err); got != want {
-		t.Errorf("%s: code %v (%v), want %v", what, got, err, want)
-	}
-}
 
 // watcher follows a WatchRevocations stream, delivering its messages on a
 // channel so that the test can wait with a deadline.
@@ -82,7 +61,7 @@ type watcher struct {
 	seen []*authv1.Revocation
 }
 
-func watch(t *testing.T, s *authtest.Server, cursor string) *watcher {
+func watch(t *testing.T, s *authsvctest.Server, cursor string) *watcher {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	stream, err := s.ServiceClient.WatchRevocations(ctx, &authv1.WatchRevocationsRequest{Cursor: cursor})

@@ -15,8 +15,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tokencart/tokencart/authsvc"
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -46,7 +47,7 @@ type hostileCase struct {
 // a deleted account.
 func TestHostileClients(t *testing.T) {
 	forEachStore(t, func(t *testing.T, dsn string) {
-		s := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
+		s := authsvctest.Start(t, authsvctest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
 			// The failures below are counted, but must not throttle.
 			c.LoginAccountLimit, c.LoginAccountTotalLimit = 1000, 1000
 		}})
@@ -57,7 +58,7 @@ func TestHostileClients(t *testing.T) {
 		s.Register(t, "alice@example.com")
 		s.Register(t, "bob@example.com")
 		alice, bob := s.Login(t, "alice@example.com"), s.Login(t, "bob@example.com")
-		asAlice, asBob := authtest.WithToken(ctx, alice.GetAccessToken()), authtest.WithToken(ctx, bob.GetAccessToken())
+		asAlice, asBob := authsvctest.WithToken(ctx, alice.GetAccessToken()), authsvctest.WithToken(ctx, bob.GetAccessToken())
 		revoked := s.Login(t, "alice@example.com").GetAccessToken()
 		if _, err := c.RevokeToken(asAlice, &authv1.RevokeTokenRequest{Token: revoked}); err != nil {
 			t.Fatalf("RevokeToken: %v", err)
@@ -168,8 +169,8 @@ func TestHostileClients(t *testing.T) {
 			{"Login/nearly 1 MiB password", login("alice@example.com", nearly), codes.Unauthenticated, failed},
 			{"Login/1 MiB email", login(huge+"@example.com", ok), codes.ResourceExhausted, 0},
 			{"Login/1 MiB password", login("alice@example.com", huge), codes.ResourceExhausted, 0},
-			{"Login/invalid UTF-8 email", raw(authv1.AuthService_Login_FullMethodName, "alic\xe9@example.com", authtest.Password), codes.InvalidArgument, 0},
-			{"Login/invalid UTF-8 password", raw(authv1.AuthService_Login_FullMethodName, "alice@example.com", authtest.Password+"\xff"), codes.InvalidArgument, 0},
+			{"Login/invalid UTF-8 email", raw(authv1.AuthService_Login_FullMethodName, "alic\xe9@example.com", authsvctest.Password), codes.InvalidArgument, 0},
+			{"Login/invalid UTF-8 password", raw(authv1.AuthService_Login_FullMethodName, "alice@example.com", authsvctest.Password+"\xff"), codes.InvalidArgument, 0},
 
 			// RefreshToken: nothing is spent, nothing revoked.
 			{"RefreshToken/empty", refresh(""), codes.Unauthenticated, 0},
@@ -212,7 +213,7 @@ func TestHostileClients(t *testing.T) {
 			{"authorization/two values, one bad", getMe(withAuth("Bearer "+alice.GetAccessToken(), "Bearer x")), codes.Unauthenticated, 0},
 			{"authorization/lower-case bearer is accepted", getMe(withAuth("bearer " + alice.GetAccessToken())), codes.OK, 0},
 			{"authorization/upper-case BEARER is accepted", getMe(withAuth("BEARER " + alice.GetAccessToken())), codes.OK, 0},
-			{"authorization/a revoked token", getMe(authtest.WithToken(ctx, revoked)), codes.Unauthenticated, 0},
+			{"authorization/a revoked token", getMe(authsvctest.WithToken(ctx, revoked)), codes.Unauthenticated, 0},
 
 			// The revocation feed and key rotation.
 			{"WatchRevocations/garbage cursor", watchFrom("!!garbage!!"), codes.InvalidArgument, 0},
@@ -239,7 +240,7 @@ func TestHostileClients(t *testing.T) {
 			if !printable(fg.raw) {
 				continue // not a value gRPC metadata can carry: the client refuses to send it
 			}
-			cases = append(cases, hostileCase{"GetMe/" + fg.name, getMe(authtest.WithToken(ctx, fg.raw)), codes.Unauthenticated, 0})
+			cases = append(cases, hostileCase{"GetMe/" + fg.name, getMe(authsvctest.WithToken(ctx, fg.raw)), codes.Unauthenticated, 0})
 		}
 		// A 1 MiB token is over the 16 KiB of metadata the server
 		// advertises (serve.MaxHeaderListSize): gRPC-Go's client refuses to
@@ -247,7 +248,7 @@ func TestHostileClients(t *testing.T) {
 		// connection closed (internal/serve TestHeaderListLimit). Either
 		// way nothing reaches authsvc.
 		cases = append(cases, hostileCase{"GetMe/1 MiB token", func(t *testing.T) error {
-			err := getMe(authtest.WithToken(ctx, huge))(t)
+			err := getMe(authsvctest.WithToken(ctx, huge))(t)
 			if !strings.Contains(status.Convert(err).Message(), "header list size") {
 				t.Errorf("not refused for its size by the transport: %v", err)
 			}
@@ -268,7 +269,7 @@ func TestHostileClients(t *testing.T) {
 			if err != nil || !resp.GetActive() {
 				t.Fatalf("control %s: IntrospectToken = %v, %v; want active", name, resp, err)
 			}
-			if _, err := c.GetMe(authtest.WithToken(ctx, tok), &authv1.GetMeRequest{}); err != nil {
+			if _, err := c.GetMe(authsvctest.WithToken(ctx, tok), &authv1.GetMeRequest{}); err != nil {
 				t.Fatalf("control %s: GetMe: %v", name, err)
 			}
 		}
@@ -323,8 +324,8 @@ func TestHostileClients(t *testing.T) {
 		// token carries the account's roles as stored.
 		t.Run("demoted admin", func(t *testing.T) {
 			adminTok := s.AdminToken(t)
-			asAdmin := authtest.WithToken(ctx, adminTok)
-			if n := probe.exec(t, "UPDATE users SET roles = $1 WHERE email = $2", token.RoleCustomer, authtest.AdminEmail); n != 1 {
+			asAdmin := authsvctest.WithToken(ctx, adminTok)
+			if n := probe.exec(t, "UPDATE users SET roles = $1 WHERE email = $2", token.RoleCustomer, authsvctest.AdminEmail); n != 1 {
 				t.Fatalf("demoted %d accounts", n)
 			}
 			intro, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: adminTok})
@@ -338,29 +339,29 @@ func TestHostileClients(t *testing.T) {
 			if _, err := c.RevokeToken(asAdmin, &authv1.RevokeTokenRequest{Token: bob.GetAccessToken()}); err != nil {
 				t.Errorf("RevokeToken of another user's token with the demoted admin's token = %v; want OK until it expires or is revoked", err)
 			}
-			fresh := s.Login(t, authtest.AdminEmail).GetAccessToken()
-			_, err = c.RevokeToken(authtest.WithToken(ctx, fresh), &authv1.RevokeTokenRequest{Token: alice.GetAccessToken()})
-			wantCode(t, "RevokeToken of another user's token with a fresh token after demotion", err, codes.PermissionDenied)
+			fresh := s.Login(t, authsvctest.AdminEmail).GetAccessToken()
+			_, err = c.RevokeToken(authsvctest.WithToken(ctx, fresh), &authv1.RevokeTokenRequest{Token: alice.GetAccessToken()})
+			expect.Code(t, "RevokeToken of another user's token with a fresh token after demotion", err, codes.PermissionDenied)
 		})
 
 		t.Run("deleted user", func(t *testing.T) {
 			u := s.Register(t, "dave@example.com")
 			dave := s.Login(t, "dave@example.com")
-			asDave := authtest.WithToken(ctx, dave.GetAccessToken())
+			asDave := authsvctest.WithToken(ctx, dave.GetAccessToken())
 			if n := probe.exec(t, "DELETE FROM users WHERE id = $1", u.GetId()); n != 1 {
 				t.Fatalf("deleted %d accounts", n)
 			}
 			_, err := c.GetMe(asDave, &authv1.GetMeRequest{})
-			wantCode(t, "GetMe of a deleted user", err, codes.NotFound)
+			expect.Code(t, "GetMe of a deleted user", err, codes.NotFound)
 			intro, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: dave.GetAccessToken()})
 			if err != nil || !intro.GetActive() || intro.GetSubject() != u.GetId() {
 				t.Errorf("IntrospectToken of a deleted user's token = %v, %v; want active until it expires or is revoked", intro, err)
 			}
 			// The refresh tokens went with the account (ON DELETE CASCADE).
 			_, err = c.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: dave.GetRefreshToken()})
-			wantCode(t, "RefreshToken of a deleted user", err, codes.Unauthenticated)
-			_, err = c.Login(ctx, &authv1.LoginRequest{Email: "dave@example.com", Password: authtest.Password})
-			wantCode(t, "Login of a deleted user", err, codes.Unauthenticated)
+			expect.Code(t, "RefreshToken of a deleted user", err, codes.Unauthenticated)
+			_, err = c.Login(ctx, &authv1.LoginRequest{Email: "dave@example.com", Password: authsvctest.Password})
+			expect.Code(t, "Login of a deleted user", err, codes.Unauthenticated)
 			// Revocation is what ends such a token.
 			if _, err := c.Logout(asDave, &authv1.LogoutRequest{}); err != nil {
 				t.Fatalf("Logout of a deleted user: %v", err)
@@ -370,7 +371,7 @@ func TestHostileClients(t *testing.T) {
 				t.Errorf("IntrospectToken after the token's revocation = %v, %v; want inactive", intro, err)
 			}
 			_, err = c.GetMe(asDave, &authv1.GetMeRequest{})
-			wantCode(t, "GetMe after the token's revocation", err, codes.Unauthenticated)
+			expect.Code(t, "GetMe after the token's revocation", err, codes.Unauthenticated)
 		})
 	})
 }

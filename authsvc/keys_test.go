@@ -17,9 +17,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tokencart/tokencart/authsvc"
-	"github.com/tokencart/tokencart/authsvc/authtest"
-	"github.com/tokencart/tokencart/authsvc/sqlstore"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
+	"github.com/tokencart/tokencart/authsvc/store"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -31,9 +32,9 @@ import (
 func TestKeyRotationLosesNoToken(t *testing.T) {
 	forEachStore(t, func(t *testing.T, dsn string) {
 		a, b := startPair(t, dsn, func(c *authsvc.Config) { c.KeyPublishDelay = 2 * time.Second })
-		replicas := []*authtest.Server{a, b}
+		replicas := []*authsvctest.Server{a, b}
 		ctx := t.Context()
-		admin := authtest.WithToken(ctx, a.AdminToken(t))
+		admin := authsvctest.WithToken(ctx, a.AdminToken(t))
 		email := "rotating@example.com"
 		a.Register(t, email)
 
@@ -85,7 +86,7 @@ func TestKeyRotationLosesNoToken(t *testing.T) {
 		t.Logf("%d logins across 3 rotations", len(tokens))
 		for i, raw := range tokens {
 			for _, s := range replicas {
-				if _, err := s.Client.GetMe(authtest.WithToken(ctx, raw), &authv1.GetMeRequest{}); err != nil {
+				if _, err := s.Client.GetMe(authsvctest.WithToken(ctx, raw), &authv1.GetMeRequest{}); err != nil {
 					t.Errorf("token %d refused after rotations: %v", i, err)
 				}
 				if r, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: raw}); err != nil || !r.GetActive() {
@@ -104,7 +105,7 @@ func TestKeyRotationLosesNoToken(t *testing.T) {
 func TestRetiredKeyRefused(t *testing.T) {
 	forEachStore(t, func(t *testing.T, dsn string) {
 		clk := &clock{}
-		s := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
+		s := authsvctest.Start(t, authsvctest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
 			c.Now = clk.Now
 			c.KeyRotationInterval = 6 * time.Hour
 		}})
@@ -114,31 +115,31 @@ func TestRetiredKeyRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rot, err := s.Client.RotateSigningKey(authtest.WithToken(ctx, s.AdminToken(t)), &authv1.RotateSigningKeyRequest{})
+		rot, err := s.Client.RotateSigningKey(authsvctest.WithToken(ctx, s.AdminToken(t)), &authv1.RotateSigningKeyRequest{})
 		if err != nil {
 			t.Fatalf("RotateSigningKey: %v", err)
 		}
 		if d := rot.GetActivateTime().AsTime().Sub(clk.Now()); d <= 0 || d > s.Config.KeyPublishDelay {
 			t.Errorf("new key activates in %v, want within the publish delay %v", d, s.Config.KeyPublishDelay)
 		}
-		eventually(t, 5*time.Second, "the new key to sign", func() bool {
-			kid, _ := token.KeyID(s.Login(t, authtest.AdminEmail).GetAccessToken())
+		expect.Eventually(t, 5*time.Second, "the new key to sign", func() bool {
+			kid, _ := token.KeyID(s.Login(t, authsvctest.AdminEmail).GetAccessToken())
 			return kid == rot.GetKeyId()
 		})
 
 		clk.Advance(s.Config.TokenLifetime + token.MaxLeeway + time.Minute)
-		eventually(t, 5*time.Second, "the old key to be withdrawn", func() bool {
+		expect.Eventually(t, 5*time.Second, "the old key to be withdrawn", func() bool {
 			_, published := s.KeySet(t).Key(oldClaims.KeyID)
 			return !published
 		})
 		// The replica publishes the new key set before it deletes the
 		// withdrawn rows, so the deletion may trail the key set briefly.
-		eventually(t, 5*time.Second, "the withdrawn key to be deleted", func() bool {
+		expect.Eventually(t, 5*time.Second, "the withdrawn key to be deleted", func() bool {
 			keys, _, err := s.Store.SigningKeys(ctx)
 			return err == nil && !slices.ContainsFunc(keys, func(k authsvc.StoredKey) bool { return k.ID == oldClaims.KeyID })
 		})
-		_, err = s.Client.GetMe(authtest.WithToken(ctx, old), &authv1.GetMeRequest{})
-		wantCode(t, "GetMe with a token of a withdrawn key", err, codes.Unauthenticated)
+		_, err = s.Client.GetMe(authsvctest.WithToken(ctx, old), &authv1.GetMeRequest{})
+		expect.Code(t, "GetMe with a token of a withdrawn key", err, codes.Unauthenticated)
 		if r, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: old}); err != nil || !proto.Equal(r, &authv1.IntrospectTokenResponse{}) {
 			t.Errorf("IntrospectToken = %v, %v; want inactive", r, err)
 		}
@@ -154,7 +155,7 @@ func TestRetiredKeyRefused(t *testing.T) {
 		}
 
 		clk.Advance(6 * time.Hour)
-		eventually(t, 5*time.Second, "an automatic rotation", func() bool {
+		expect.Eventually(t, 5*time.Second, "an automatic rotation", func() bool {
 			ids := s.KeySet(t).KeyIDs()
 			return len(ids) == 2 && slices.Contains(ids, rot.GetKeyId())
 		})
@@ -162,10 +163,10 @@ func TestRetiredKeyRefused(t *testing.T) {
 }
 
 func TestRotateSigningKeyNeedsAdmin(t *testing.T) {
-	s := authtest.Start(t, authtest.Options{})
+	s := authsvctest.Start(t, authsvctest.Options{})
 	_, tok := s.NewCustomer(t)
-	_, err := s.Client.RotateSigningKey(authtest.WithToken(t.Context(), tok), &authv1.RotateSigningKeyRequest{})
-	wantCode(t, "RotateSigningKey as a customer", err, codes.PermissionDenied)
+	_, err := s.Client.RotateSigningKey(authsvctest.WithToken(t.Context(), tok), &authv1.RotateSigningKeyRequest{})
+	expect.Code(t, "RotateSigningKey as a customer", err, codes.PermissionDenied)
 	if got := s.KeySet(t).Len(); got != 1 {
 		t.Errorf("key set has %d keys after a refused rotation, want 1", got)
 	}
@@ -177,20 +178,20 @@ func TestReplicasStartingTogether(t *testing.T) {
 	forEachStore(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
 		log := slog.New(slog.DiscardHandler)
-		cfg := authtest.Config()
+		cfg := authsvctest.Config()
 		const replicas = 3
 		docs := make([]string, replicas)
 		errs := make([]error, replicas)
 		var wg sync.WaitGroup
 		for i := range replicas {
 			wg.Go(func() {
-				store, err := sqlstore.Open(ctx, dsn, log)
+				st, err := store.Open(ctx, dsn, log)
 				if err != nil {
 					errs[i] = err
 					return
 				}
-				defer store.Close()
-				svc, err := authsvc.New(ctx, cfg, store, log)
+				defer st.Close()
+				svc, err := authsvc.New(ctx, cfg, st, log)
 				if err != nil {
 					errs[i] = err
 					return
@@ -219,14 +220,14 @@ func TestRotationBounded(t *testing.T) {
 		t.Parallel()
 		dsn := t.TempDir() + "/authsvc.db"
 		a, b := startPair(t, dsn, func(c *authsvc.Config) { c.KeyRotationLimit = 2 })
-		admin := authtest.WithToken(t.Context(), a.AdminToken(t))
-		for i, s := range []*authtest.Server{a, b, a} {
+		admin := authsvctest.WithToken(t.Context(), a.AdminToken(t))
+		for i, s := range []*authsvctest.Server{a, b, a} {
 			_, err := s.Client.RotateSigningKey(admin, &authv1.RotateSigningKeyRequest{})
 			want := codes.OK
 			if i == 2 {
 				want = codes.ResourceExhausted
 			}
-			wantCode(t, fmt.Sprint("rotation ", i+1, " (limit 2 per hour, across replicas)"), err, want)
+			expect.Code(t, fmt.Sprint("rotation ", i+1, " (limit 2 per hour, across replicas)"), err, want)
 			if want == codes.ResourceExhausted {
 				if d := retryDelay(t, err); d <= 0 || d > time.Hour {
 					t.Errorf("retry delay %v", d)
@@ -236,8 +237,8 @@ func TestRotationBounded(t *testing.T) {
 	})
 	t.Run("cap", func(t *testing.T) {
 		t.Parallel()
-		s := authtest.Start(t, authtest.Options{Configure: func(c *authsvc.Config) { c.KeyRotationLimit = 1000 }})
-		admin := authtest.WithToken(t.Context(), s.AdminToken(t))
+		s := authsvctest.Start(t, authsvctest.Options{Configure: func(c *authsvc.Config) { c.KeyRotationLimit = 1000 }})
+		admin := authsvctest.WithToken(t.Context(), s.AdminToken(t))
 		refused := 0
 		for range token.MaxKeys + 10 {
 			_, err := s.Client.RotateSigningKey(admin, &authv1.RotateSigningKeyRequest{})
@@ -271,7 +272,7 @@ func TestRotationBounded(t *testing.T) {
 // refused.
 func TestKeyEncryptionKeyAddedLater(t *testing.T) {
 	forEachStore(t, func(t *testing.T, dsn string) {
-		plain := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) { c.KeyEncryptionKey = "" }})
+		plain := authsvctest.Start(t, authsvctest.Options{DSN: dsn, Configure: func(c *authsvc.Config) { c.KeyEncryptionKey = "" }})
 		probe := openProbe(t, dsn)
 		_, tok := plain.NewCustomer(t)
 		encryption := func() []string {
@@ -296,20 +297,20 @@ func TestKeyEncryptionKeyAddedLater(t *testing.T) {
 		if got := encryption(); !slices.Equal(got, []string{"none"}) {
 			t.Fatalf("keys stored without a key-encryption key: %v", got)
 		}
-		sealed := authtest.Start(t, authtest.Options{DSN: dsn}) // with authtest.TestKeyEncryptionKey
+		sealed := authsvctest.Start(t, authsvctest.Options{DSN: dsn}) // with authsvctest.TestKeyEncryptionKey
 		if got := encryption(); !slices.Equal(got, []string{"aes-256-gcm"}) {
 			t.Errorf("after a start with a key-encryption key: %v, want every key encrypted", got)
 		}
-		if _, err := sealed.Client.GetMe(authtest.WithToken(t.Context(), tok), &authv1.GetMeRequest{}); err != nil {
+		if _, err := sealed.Client.GetMe(authsvctest.WithToken(t.Context(), tok), &authv1.GetMeRequest{}); err != nil {
 			t.Errorf("a token of the re-encrypted key: %v", err)
 		}
 		_, fresh := sealed.NewCustomer(t)
-		if _, err := sealed.Client.GetMe(authtest.WithToken(t.Context(), fresh), &authv1.GetMeRequest{}); err != nil {
+		if _, err := sealed.Client.GetMe(authsvctest.WithToken(t.Context(), fresh), &authv1.GetMeRequest{}); err != nil {
 			t.Errorf("a token signed with the re-encrypted key: %v", err)
 		}
 	})
 	for name, kek := range map[string][]byte{"all zero": make([]byte, 32), "one repeated byte": bytes.Repeat([]byte{7}, 32)} {
-		cfg := authtest.Config()
+		cfg := authsvctest.Config()
 		cfg.DSN = "x.db"
 		cfg.KeyEncryptionKey = base64.StdEncoding.EncodeToString(kek)
 		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--key-encryption-key") {

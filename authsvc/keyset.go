@@ -37,11 +37,6 @@ func (s *Service) serveJWKS(w http.ResponseWriter, _ *http.Request) {
 
 // RotateSigningKey implements authv1.AuthServiceServer.
 func (s *Service) RotateSigningKey(ctx context.Context, _ *authv1.RotateSigningKeyRequest) (*authv1.RotateSigningKeyResponse, error) {
-	resp, err := s.rotateSigningKey(ctx)
-	return resp, s.rpcError(ctx, err)
-}
-
-func (s *Service) rotateSigningKey(ctx context.Context) (*authv1.RotateSigningKeyResponse, error) {
 	if err := grpcauth.RequireRole(ctx, token.RoleAdmin); err != nil {
 		return nil, err
 	}

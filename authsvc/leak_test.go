@@ -14,10 +14,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tokencart/tokencart/authsvc"
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
-	"github.com/tokencart/tokencart/internal/leaktest"
-	"github.com/tokencart/tokencart/internal/pgtest"
+	"github.com/tokencart/tokencart/internal/expect"
+	"github.com/tokencart/tokencart/internal/sqldb/sqldbtest"
 )
 
 // dsnPassword is the password put into the PostgreSQL DSN when the test
@@ -38,7 +38,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
-		u, err := url.Parse(pgtest.DSN(t))
+		u, err := url.Parse(sqldbtest.DSN(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,8 +53,8 @@ func TestSecretsNeverLogged(t *testing.T) {
 
 func leakSession(t *testing.T, dsn, dsnPass string) {
 	ctx := t.Context()
-	found := leaktest.Secrets{}
-	logs := &leaktest.Log{}
+	found := expect.Secrets{}
+	logs := &expect.LogBuffer{}
 	// Registered before the server starts, so that it runs after the server
 	// has stopped: it sees every line, the shutdown's too.
 	t.Cleanup(func() { checkLogs(t, logs.String(), found) })
@@ -67,7 +67,7 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 		found.Add("DSN password", dsnPass)
 	}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s := authtest.Start(t, authtest.Options{DSN: dsn, Logger: log, Configure: func(c *authsvc.Config) {
+	s := authsvctest.Start(t, authsvctest.Options{DSN: dsn, Logger: log, Configure: func(c *authsvc.Config) {
 		c.KeyEncryptionKey = kekText
 		c.Serve.LogAllRefusals = true // every refusal's line is checked
 		c.RefreshReuseGrace = 0       // any second use of a refresh token is a replay
@@ -93,7 +93,7 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 		t.Fatalf("Register: %v", err)
 	}
 	_, err := c.Register(ctx, &authv1.RegisterRequest{Email: email, Password: password})
-	wantCode(t, "Register again", err, codes.AlreadyExists)
+	expect.Code(t, "Register again", err, codes.AlreadyExists)
 	login := func(name string) *authv1.LoginResponse {
 		t.Helper()
 		resp, err := c.Login(ctx, &authv1.LoginRequest{Email: email, Password: password})
@@ -105,7 +105,7 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 		return resp
 	}
 	first := login("first")
-	asFirst := authtest.WithToken(ctx, first.GetAccessToken())
+	asFirst := authsvctest.WithToken(ctx, first.GetAccessToken())
 	if _, err := c.GetMe(asFirst, &authv1.GetMeRequest{}); err != nil {
 		t.Errorf("GetMe: %v", err)
 	}
@@ -119,9 +119,9 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 	found.AddToken("refreshed access token", refreshed.GetAccessToken())
 	found.Add("successor refresh token", refreshed.GetRefreshToken())
 	_, err = c.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: first.GetRefreshToken()})
-	wantCode(t, "a replayed refresh token", err, codes.Unauthenticated)
-	_, err = c.GetMe(authtest.WithToken(ctx, refreshed.GetAccessToken()), &authv1.GetMeRequest{})
-	wantCode(t, "GetMe with a token of the replayed session", err, codes.Unauthenticated)
+	expect.Code(t, "a replayed refresh token", err, codes.Unauthenticated)
+	_, err = c.GetMe(authsvctest.WithToken(ctx, refreshed.GetAccessToken()), &authv1.GetMeRequest{})
+	expect.Code(t, "GetMe with a token of the replayed session", err, codes.Unauthenticated)
 
 	// Failed logins, until the account is throttled.
 	const victim = "throttled@example.com"
@@ -134,12 +134,12 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 		guess := victimPassword[:len(victimPassword)-1] + string(rune('a'+i)) // the typo a real user makes
 		found.Add("wrong password "+guess[len(guess)-1:], guess)
 		_, err := c.Login(ctx, &authv1.LoginRequest{Email: victim, Password: guess})
-		wantCode(t, "Login with a wrong password", err, codes.Unauthenticated)
+		expect.Code(t, "Login with a wrong password", err, codes.Unauthenticated)
 	}
 	_, err = c.Login(ctx, &authv1.LoginRequest{Email: victim, Password: victimPassword})
-	wantCode(t, "Login while throttled", err, codes.ResourceExhausted)
+	expect.Code(t, "Login while throttled", err, codes.ResourceExhausted)
 	_, err = c.Login(ctx, &authv1.LoginRequest{Email: "nobody@example.com", Password: password})
-	wantCode(t, "Login of an unknown email", err, codes.Unauthenticated)
+	expect.Code(t, "Login of an unknown email", err, codes.Unauthenticated)
 
 	// Forged tokens, built from a real one and signed with the real key.
 	second := login("second")
@@ -149,8 +149,8 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 			found.Add("forged token: "+fg.name, fg.raw)
 		}
 		if printable(fg.raw) {
-			_, err := c.GetMe(authtest.WithToken(ctx, fg.raw), &authv1.GetMeRequest{})
-			wantCode(t, "GetMe with a forged token ("+fg.name+")", err, codes.Unauthenticated)
+			_, err := c.GetMe(authsvctest.WithToken(ctx, fg.raw), &authv1.GetMeRequest{})
+			expect.Code(t, "GetMe with a forged token ("+fg.name+")", err, codes.Unauthenticated)
 		}
 		if len(fg.raw) < 1<<19 {
 			if _, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: fg.raw}); err != nil {
@@ -163,7 +163,7 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 	feed := watch(t, s, "")
 	feed.syncUp(t)
 	third := login("third")
-	if _, err := c.RevokeToken(authtest.WithToken(ctx, second.GetAccessToken()), &authv1.RevokeTokenRequest{Token: third.GetAccessToken()}); err != nil {
+	if _, err := c.RevokeToken(authsvctest.WithToken(ctx, second.GetAccessToken()), &authv1.RevokeTokenRequest{Token: third.GetAccessToken()}); err != nil {
 		t.Errorf("RevokeToken: %v", err)
 	}
 	thirdClaims, err := s.Verifier(t, s.KeySet(t)).Verify(third.GetAccessToken())
@@ -173,12 +173,12 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 	feed.waitFor(t, thirdClaims, 5*time.Second)
 	admin := s.AdminToken(t)
 	found.AddToken("admin access token", admin)
-	found.Add("admin password", authtest.Password)
-	rot, err := c.RotateSigningKey(authtest.WithToken(ctx, admin), &authv1.RotateSigningKeyRequest{})
+	found.Add("admin password", authsvctest.Password)
+	rot, err := c.RotateSigningKey(authsvctest.WithToken(ctx, admin), &authv1.RotateSigningKeyRequest{})
 	if err != nil {
 		t.Fatalf("RotateSigningKey: %v", err)
 	}
-	eventually(t, 5*time.Second, "the new signing key to sign", func() bool {
+	expect.Eventually(t, 5*time.Second, "the new signing key to sign", func() bool {
 		k, err := s.Service.CurrentSigningKey()
 		return err == nil && k.ID == rot.GetKeyId()
 	})
@@ -186,7 +186,7 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 		t.Fatal("the key did not rotate")
 	}
 	fourth := login("fourth")
-	if _, err := c.Logout(authtest.WithToken(ctx, second.GetAccessToken()), &authv1.LogoutRequest{RefreshToken: second.GetRefreshToken()}); err != nil {
+	if _, err := c.Logout(authsvctest.WithToken(ctx, second.GetAccessToken()), &authv1.LogoutRequest{RefreshToken: second.GetRefreshToken()}); err != nil {
 		t.Errorf("Logout: %v", err)
 	}
 
@@ -195,7 +195,7 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 	if err := s.Store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	asFourth := authtest.WithToken(ctx, fourth.GetAccessToken())
+	asFourth := authsvctest.WithToken(ctx, fourth.GetAccessToken())
 	for name, call := range map[string]func() error{
 		"Register": func() error {
 			_, err := c.Register(ctx, &authv1.RegisterRequest{Email: "late@example.com", Password: password})
@@ -236,9 +236,9 @@ func leakSession(t *testing.T, dsn, dsnPass string) {
 // checkLogs fails the test if any line of logs contains a secret, and if
 // the logs do not show the session's failures (so that an empty log cannot
 // pass).
-func checkLogs(t *testing.T, logs string, found leaktest.Secrets) {
+func checkLogs(t *testing.T, logs string, found expect.Secrets) {
 	t.Helper()
-	records := leaktest.Check(t, logs, found)
+	records := expect.NoSecrets(t, logs, found)
 	var codesSeen []string
 	details := 0
 	for _, rec := range records {

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tokencart/tokencart/authsvc"
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
 )
 
@@ -33,7 +33,7 @@ const memoryAllowance = 64 << 20
 // Not parallel: the heap is the whole test binary's, and must be this
 // test's alone while it measures.
 func TestConcurrentLoginsMemoryBound(t *testing.T) {
-	s := authtest.Start(t, authtest.Options{Configure: func(c *authsvc.Config) {
+	s := authsvctest.Start(t, authsvctest.Options{Configure: func(c *authsvc.Config) {
 		c.HashQueueTimeout = authsvc.DefaultConfig().HashQueueTimeout
 	}})
 	s.Register(t, "crowd@example.com")
@@ -68,7 +68,7 @@ func TestConcurrentLoginsMemoryBound(t *testing.T) {
 	const logins = 200
 	errs := make([]error, logins)
 	var wg sync.WaitGroup
-	req := &authv1.LoginRequest{Email: "crowd@example.com", Password: authtest.Password}
+	req := &authv1.LoginRequest{Email: "crowd@example.com", Password: authsvctest.Password}
 	for i := range logins {
 		wg.Go(func() {
 			_, errs[i] = s.Client.Login(t.Context(), req)

@@ -10,33 +10,34 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
-	"github.com/tokencart/tokencart/internal/pgtest"
+	"github.com/tokencart/tokencart/internal/expect"
+	"github.com/tokencart/tokencart/internal/sqldb/sqldbtest"
 )
 
 // TestStoreOutage cuts authsvc's connection to PostgreSQL: calls that need
 // the store get Unavailable (which clients retry) instead of Internal, and
 // work again once the database is back.
 func TestStoreOutage(t *testing.T) {
-	link, dsn := pgtest.NewLink(t, pgtest.DSN(t))
-	s := authtest.Start(t, authtest.Options{DSN: dsn})
+	link, dsn := sqldbtest.NewLink(t, sqldbtest.DSN(t))
+	s := authsvctest.Start(t, authsvctest.Options{DSN: dsn})
 	s.Register(t, "before@example.com")
 
 	link.Cut()
 	ctx := t.Context()
-	_, err := s.Client.Register(ctx, &authv1.RegisterRequest{Email: "during@example.com", Password: authtest.Password})
+	_, err := s.Client.Register(ctx, &authv1.RegisterRequest{Email: "during@example.com", Password: authsvctest.Password})
 	if got := status.Code(err); got != codes.Unavailable {
 		t.Errorf("Register during the outage: %v (%v), want Unavailable", got, err)
 	}
-	_, err = s.Client.Login(ctx, &authv1.LoginRequest{Email: "before@example.com", Password: authtest.Password})
+	_, err = s.Client.Login(ctx, &authv1.LoginRequest{Email: "before@example.com", Password: authsvctest.Password})
 	if got := status.Code(err); got != codes.Unavailable {
 		t.Errorf("Login during the outage: %v (%v), want Unavailable", got, err)
 	}
 
 	link.Restore()
-	eventually(t, 30*time.Second, "Login after the outage", func() bool {
-		_, err := s.Client.Login(ctx, &authv1.LoginRequest{Email: "before@example.com", Password: authtest.Password})
+	expect.Eventually(t, 30*time.Second, "Login after the outage", func() bool {
+		_, err := s.Client.Login(ctx, &authv1.LoginRequest{Email: "before@example.com", Password: authsvctest.Password})
 		return err == nil
 	})
 	s.Register(t, "after@example.com")
@@ -65,7 +66,7 @@ func TestSQLiteFileReplaced(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			path := filepath.Join(t.TempDir(), "authsvc.db")
-			s := authtest.Start(t, authtest.Options{DSN: path})
+			s := authsvctest.Start(t, authsvctest.Options{DSN: path})
 			ready := func() int {
 				resp, err := http.Get("http://" + s.AdminAddr + "/readyz")
 				if err != nil {
@@ -78,7 +79,7 @@ func TestSQLiteFileReplaced(t *testing.T) {
 				t.Fatalf("/readyz before = %d", got)
 			}
 			replace(t, path)
-			_, err := s.Client.Register(t.Context(), &authv1.RegisterRequest{Email: "lost@example.com", Password: authtest.Password})
+			_, err := s.Client.Register(t.Context(), &authv1.RegisterRequest{Email: "lost@example.com", Password: authsvctest.Password})
 			if got := status.Code(err); got != codes.Unavailable {
 				t.Errorf("Register after the file was %s: %v (%v), want Unavailable", name, got, err)
 			}

@@ -30,7 +30,7 @@ var stateTables = []string{
 
 func openProbe(t testing.TB, dsn string) *storeProbe {
 	t.Helper()
-	driver, src := "pgx", dsn // registered by sqlstore's pgx/v5/stdlib import
+	driver, src := "pgx", dsn // registered by package store's pgx/v5/stdlib import
 	if !sqldb.IsPostgres(dsn) {
 		driver, src = "sqlite", "file:"+(&url.URL{Path: dsn}).EscapedPath()+"?_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
 	}

@@ -190,10 +190,6 @@ func revocationProto(r Revocation) *authv1.Revocation {
 // "seq > cursor" never skips an entry. A replay from an empty cursor is the
 // current state: the unexpired entries, bounded per account.
 func (s *Service) WatchRevocations(req *authv1.WatchRevocationsRequest, stream authv1.AuthService_WatchRevocationsServer) error {
-	return s.rpcError(stream.Context(), s.watchRevocations(req, stream))
-}
-
-func (s *Service) watchRevocations(req *authv1.WatchRevocationsRequest, stream authv1.AuthService_WatchRevocationsServer) error {
 	ctx := stream.Context()
 	cursor, err := decodeCursor(req.GetCursor())
 	if err != nil {
@@ -249,10 +245,8 @@ func (s *Service) watchRevocations(req *authv1.WatchRevocationsRequest, stream a
 			}
 		}
 		select {
-		case <-ctx.Done():
+		case <-ctx.Done(): // the client left, or the server is stopping
 			return ctx.Err()
-		case <-s.stopping:
-			return errShuttingDown
 		case <-woken:
 		case <-idle.C:
 			if err := send(nil); err != nil {
@@ -263,16 +257,10 @@ func (s *Service) watchRevocations(req *authv1.WatchRevocationsRequest, stream a
 }
 
 // IntrospectToken implements authv1.AuthServiceServer. Only services get
-// here (the auth function), as RFC 7662 section 2.1 asks.
-func (s *Service) IntrospectToken(ctx context.Context, req *authv1.IntrospectTokenRequest) (*authv1.IntrospectTokenResponse, error) {
-	resp, err := s.introspectToken(ctx, req)
-	return resp, s.rpcError(ctx, err)
-}
-
-// introspectToken answers "active" for a token that verifies with the
+// here (the auth function), as RFC 7662 section 2.1 asks. It answers "active" for a token that verifies with the
 // published keys and is not revoked, and a bare inactive answer for any
 // other token: which check failed is not the caller's business.
-func (s *Service) introspectToken(ctx context.Context, req *authv1.IntrospectTokenRequest) (*authv1.IntrospectTokenResponse, error) {
+func (s *Service) IntrospectToken(ctx context.Context, req *authv1.IntrospectTokenRequest) (*authv1.IntrospectTokenResponse, error) {
 	c, err := s.verifier.Verify(req.GetToken())
 	if err != nil {
 		return &authv1.IntrospectTokenResponse{}, nil //nolint:nilerr // an invalid token is simply not active (RFC 7662 §2.2)

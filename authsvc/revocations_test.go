@@ -10,21 +10,22 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/tokencart/tokencart/authsvc"
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
 // TestWatchRevocations covers replay from the start and from a cursor,
 // heartbeats and bad cursors.
 func TestWatchRevocations(t *testing.T) {
-	s := authtest.Start(t, authtest.Options{})
+	s := authsvctest.Start(t, authsvctest.Options{})
 	ctx := t.Context()
 	u, _ := s.NewCustomer(t)
 	// logout logs in and out, and returns the token's claims.
 	logout := func() token.Claims {
 		login := s.Login(t, u.GetEmail())
-		if _, err := s.Client.Logout(authtest.WithToken(ctx, login.GetAccessToken()), &authv1.LogoutRequest{}); err != nil {
+		if _, err := s.Client.Logout(authsvctest.WithToken(ctx, login.GetAccessToken()), &authv1.LogoutRequest{}); err != nil {
 			t.Fatal(err)
 		}
 		c, err := s.Verifier(t, s.KeySet(t)).Verify(login.GetAccessToken())
@@ -80,7 +81,7 @@ func TestWatchRevocations(t *testing.T) {
 		if err == nil {
 			_, err = stream.Recv()
 		}
-		wantCode(t, name+" cursor", err, codes.InvalidArgument)
+		expect.Code(t, name+" cursor", err, codes.InvalidArgument)
 	}
 }
 
@@ -98,7 +99,7 @@ func TestRevocationDelayBetweenReplicas(t *testing.T) {
 		ctx := t.Context()
 		u, _ := a.NewCustomer(t)
 		login := a.Login(t, u.GetEmail())
-		refresh, asUser := login.GetRefreshToken(), authtest.WithToken(ctx, login.GetAccessToken())
+		refresh, asUser := login.GetRefreshToken(), authsvctest.WithToken(ctx, login.GetAccessToken())
 		feed := watch(t, b, "")
 		feed.syncUp(t)
 		verify := a.Verifier(t, a.KeySet(t))

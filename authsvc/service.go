@@ -16,6 +16,7 @@ import (
 
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
 	"github.com/tokencart/tokencart/internal/grpcauth"
+	"github.com/tokencart/tokencart/internal/rpcerr"
 	"github.com/tokencart/tokencart/internal/serve"
 	"github.com/tokencart/tokencart/internal/token"
 )
@@ -64,9 +65,7 @@ type Service struct {
 	// as much as a wrong password.
 	dummyHash string
 
-	// stopping is closed when Run winds down; it ends WatchRevocations.
-	stopping chan struct{}
-	stopOnce sync.Once
+	statuses *rpcerr.Mapper
 }
 
 // New returns a Service over store, which it does not close. It loads the
@@ -90,9 +89,7 @@ func New(ctx context.Context, cfg Config, store Store, log *slog.Logger) (*Servi
 	if err != nil {
 		return nil, err
 	}
-	guard, err := grpcauth.NewGuard(grpcauth.GuardConfig{
-		Failures: cfg.AuthFailures, Every: cfg.AuthFailureEvery, TrustedProxyHops: cfg.TrustedProxyHops,
-	})
+	guard, err := grpcauth.NewGuard(cfg.Guard)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +105,7 @@ func New(ctx context.Context, cfg Config, store Store, log *slog.Logger) (*Servi
 		streams:  newStreamLimiter(cfg.RevocationStreamsPerConnection, cfg.MaxRevocationStreams),
 		refusals: newRefusals(),
 		metrics:  newMetrics(),
-		stopping: make(chan struct{}),
+		statuses: newErrorMapper(log),
 	}
 	if kek == nil {
 		log.Warn("NO --key-encryption-key (AUTHSVC_KEY_ENCRYPTION_KEY): private signing keys are stored UNENCRYPTED; acceptable for development only")
@@ -141,26 +138,28 @@ func New(ctx context.Context, cfg Config, store Store, log *slog.Logger) (*Servi
 	return s, nil
 }
 
-// ServeOptions returns what a serve.Server needs to host s: authentication
-// of every method but PublicMethods, the JWKS on the admin port, and a
-// store readiness check. Register s on the server's GRPC() as well.
+// ServeOptions are the service's part of its server: the AuthService;
+// authentication of every method but PublicMethods; errors mapped to
+// statuses once, at the edge; the JWKS on the admin port; a store
+// readiness check; and Run for as long as the server serves.
 func (s *Service) ServeOptions() []serve.Option {
 	return []serve.Option{
+		serve.WithService(&authv1.AuthService_ServiceDesc, s),
 		serve.WithAuth(s.authFunc(), PublicMethods),
+		serve.WithUnaryInterceptors(s.statuses.UnaryServerInterceptor()),
+		serve.WithStreamInterceptors(s.statuses.StreamServerInterceptor()),
 		serve.WithHTTPHandler("GET "+JWKSPath, http.HandlerFunc(s.serveJWKS)),
 		serve.WithReadiness("store", s.store.Ping),
 		serve.WithCollectors(append(s.metrics.collectors(), s.guard.Collectors()...)...),
+		serve.WithBackground(s.Run),
 	}
 }
 
 // Run keeps the replica current until ctx is done: it reloads (and when
 // due rotates) the signing keys, follows the revocations of other replicas
-// and prunes expired rows. When ctx is done it waits drainDelay (the
-// serve.Config.DrainDelay: the server still takes calls then), ends every
-// WatchRevocations stream so a graceful stop is not held up by them, and
-// returns nil. Store errors are logged and retried at the next tick.
+// and prunes expired rows. Store errors are logged and retried at the next
+// tick. It returns nil when ctx is done.
 func (s *Service) Run(ctx context.Context) error {
-	loops, stop := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	every := func(d time.Duration, what string, f func(context.Context) error) {
 		wg.Go(func() {
@@ -168,12 +167,12 @@ func (s *Service) Run(ctx context.Context) error {
 			defer t.Stop()
 			for {
 				select {
-				case <-loops.Done():
+				case <-ctx.Done():
 					return
 				case <-t.C:
 				}
-				if err := f(loops); err != nil && loops.Err() == nil {
-					s.log.WarnContext(loops, what+" failed", "error", err)
+				if err := f(ctx); err != nil && ctx.Err() == nil {
+					s.log.WarnContext(ctx, what+" failed", "error", err)
 				}
 			}
 		})
@@ -181,14 +180,6 @@ func (s *Service) Run(ctx context.Context) error {
 	every(s.cfg.KeyReloadInterval, "signing key reload", s.keys.refresh)
 	every(s.cfg.RevocationPollInterval, "revocation poll", s.pollRevocations)
 	every(s.cfg.PruneInterval, "prune", s.prune)
-
-	<-ctx.Done()
-	if d := s.cfg.Serve.DrainDelay; d > 0 {
-		t := time.NewTimer(d)
-		<-t.C
-	}
-	s.stopOnce.Do(func() { close(s.stopping) })
-	stop()
 	wg.Wait()
 	return nil
 }
@@ -233,7 +224,7 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (token.Claims, e
 	}
 	revoked, err := s.store.IsRevoked(ctx, tokenRef(c))
 	if err != nil {
-		return token.Claims{}, s.rpcError(ctx, fmt.Errorf("check revocation: %w", err))
+		return token.Claims{}, s.statuses.Status(ctx, fmt.Errorf("check revocation: %w", err))
 	}
 	if revoked {
 		return token.Claims{}, errors.New("token revoked")

@@ -23,13 +23,14 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/tokencart/tokencart/authsvc"
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/grpcauth"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
-// TestEndToEnd walks the main scenario on two replicas sharing a
+// TestEndToEnd walks authsvc's main scenario on two replicas sharing a
 // store: register, log in, verify the token with the published key set, use
 // it, log out, and see it inactive on both replicas and revoked on the
 // second replica's revocation feed.
@@ -70,7 +71,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("claims %+v", claims)
 		}
 
-		authed := authtest.WithToken(ctx, login.GetAccessToken())
+		authed := authsvctest.WithToken(ctx, login.GetAccessToken())
 		me, err := a.Client.GetMe(authed, &authv1.GetMeRequest{})
 		if err != nil {
 			t.Fatalf("GetMe: %v", err)
@@ -88,13 +89,13 @@ func TestEndToEnd(t *testing.T) {
 		if _, err := a.Client.Logout(authed, &authv1.LogoutRequest{}); err != nil {
 			t.Fatalf("Logout: %v", err)
 		}
-		for name, s := range map[string]*authtest.Server{"a": a, "b": b} {
+		for name, s := range map[string]*authsvctest.Server{"a": a, "b": b} {
 			intro, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: login.GetAccessToken()})
 			if err != nil || !proto.Equal(intro, &authv1.IntrospectTokenResponse{}) {
 				t.Errorf("replica %s: IntrospectToken after logout = %v, %v; want only active=false", name, intro, err)
 			}
 			_, err = s.Client.GetMe(authed, &authv1.GetMeRequest{})
-			wantCode(t, "GetMe after logout on replica "+name, err, codes.Unauthenticated)
+			expect.Code(t, "GetMe after logout on replica "+name, err, codes.Unauthenticated)
 		}
 		r := feed.waitFor(t, claims, 5*time.Second)
 		if r.GetSubject() != claims.Subject || !r.GetExpireTime().AsTime().Equal(claims.Expiry) {
@@ -103,7 +104,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 }
 
-func fetchJWKS(t *testing.T, s *authtest.Server) *token.KeySet {
+func fetchJWKS(t *testing.T, s *authsvctest.Server) *token.KeySet {
 	t.Helper()
 	resp, err := http.Get(s.JWKSURL())
 	if err != nil {
@@ -134,7 +135,7 @@ func fetchJWKS(t *testing.T, s *authtest.Server) *token.KeySet {
 // the signing key from the store and forge tokens that are signed
 // correctly but wrong in one other way.
 func TestForgedTokensRefused(t *testing.T) {
-	s := authtest.Start(t, authtest.Options{Configure: func(c *authsvc.Config) { c.KeyEncryptionKey = "" }})
+	s := authsvctest.Start(t, authsvctest.Options{Configure: func(c *authsvc.Config) { c.KeyEncryptionKey = "" }})
 	ctx := t.Context()
 	_, good := s.NewCustomer(t)
 	keys, _, err := s.Store.SigningKeys(ctx)
@@ -185,13 +186,13 @@ func TestForgedTokensRefused(t *testing.T) {
 		{"empty", ""},
 	}
 	// Sanity: the forging machinery makes acceptable tokens when nothing is wrong.
-	if _, err := s.Client.GetMe(authtest.WithToken(ctx, sign(priv, hdr, payload)), &authv1.GetMeRequest{}); err != nil {
+	if _, err := s.Client.GetMe(authsvctest.WithToken(ctx, sign(priv, hdr, payload)), &authv1.GetMeRequest{}); err != nil {
 		t.Fatalf("re-signed good token refused: %v", err)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := s.Client.GetMe(authtest.WithToken(ctx, tt.raw), &authv1.GetMeRequest{})
-			wantCode(t, "GetMe", err, codes.Unauthenticated)
+			_, err := s.Client.GetMe(authsvctest.WithToken(ctx, tt.raw), &authv1.GetMeRequest{})
+			expect.Code(t, "GetMe", err, codes.Unauthenticated)
 			resp, err := s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: tt.raw})
 			if err != nil || !proto.Equal(resp, &authv1.IntrospectTokenResponse{}) {
 				t.Errorf("IntrospectToken = %v, %v; want only active=false", resp, err)
@@ -199,7 +200,7 @@ func TestForgedTokensRefused(t *testing.T) {
 		})
 	}
 	_, err = s.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: strings.Repeat("A", 1<<20)})
-	wantCode(t, "IntrospectToken of a 1 MiB token", err, codes.ResourceExhausted)
+	expect.Code(t, "IntrospectToken of a 1 MiB token", err, codes.ResourceExhausted)
 }
 
 func b64e(v any) string {
@@ -232,10 +233,10 @@ func sign(key ed25519.PrivateKey, hdr, payload any) string {
 // included), and a user method a service credential. A method added to the
 // proto is covered without touching this test.
 func TestEveryMethodAuthenticatedOrPublic(t *testing.T) {
-	s := authtest.Start(t, authtest.Options{})
+	s := authsvctest.Start(t, authsvctest.Options{})
 	services := authv1.File_tokencart_auth_v1_auth_proto.Services()
 	seen := map[string]bool{}
-	withCredential := metadata.AppendToOutgoingContext(t.Context(), grpcauth.ServiceCredentialHeader, authtest.TestServiceCredential)
+	withCredential := metadata.AppendToOutgoingContext(t.Context(), grpcauth.ServiceCredentialHeader, authsvctest.TestServiceCredential)
 	for i := range services.Len() {
 		sd := services.Get(i)
 		for j := range sd.Methods().Len() {
@@ -246,8 +247,8 @@ func TestEveryMethodAuthenticatedOrPublic(t *testing.T) {
 				continue
 			}
 			t.Run(string(md.Name()), func(t *testing.T) {
-				wantCode(t, "without credentials", invoke(t, s.Conn, t.Context(), name, md), codes.Unauthenticated)
-				admin := authtest.WithToken(t.Context(), s.AdminToken(t)) // fresh: Logout revokes it
+				expect.Code(t, "without credentials", invoke(t, s.Conn, t.Context(), name, md), codes.Unauthenticated)
+				admin := authsvctest.WithToken(t.Context(), s.AdminToken(t)) // fresh: Logout revokes it
 				service := slices.Contains(authsvc.ServiceMethods, name)
 				if err := invoke(t, s.Conn, admin, name, md); (status.Code(err) == codes.Unauthenticated) != service {
 					t.Errorf("with an admin token (service method %v): %v", service, err)

@@ -151,13 +151,8 @@ func (s *Service) limitSessions(ctx context.Context, u User) (User, error) {
 	return u, nil
 }
 
-// RefreshToken implements authv1.AuthServiceServer.
-func (s *Service) RefreshToken(ctx context.Context, req *authv1.RefreshTokenRequest) (*authv1.RefreshTokenResponse, error) {
-	resp, err := s.refreshToken(ctx, req)
-	return resp, s.rpcError(ctx, err)
-}
-
-// refreshToken spends the presented token. Text not shaped like a refresh
+// RefreshToken implements authv1.AuthServiceServer: it spends the
+// presented token. Text not shaped like a refresh
 // token is refused without touching the store; the others count against
 // the client address's limit, and the store counts rotations against the
 // session's. Of concurrent refreshes with one token (two tabs, two
@@ -166,7 +161,7 @@ func (s *Service) RefreshToken(ctx context.Context, req *authv1.RefreshTokenRequ
 // token of an older generation presented after RefreshReuseGrace is a
 // replay, as when a stolen token is used after its owner refreshed: the
 // session is revoked, with every access token issued in it (one entry).
-func (s *Service) refreshToken(ctx context.Context, req *authv1.RefreshTokenRequest) (*authv1.RefreshTokenResponse, error) {
+func (s *Service) RefreshToken(ctx context.Context, req *authv1.RefreshTokenRequest) (*authv1.RefreshTokenResponse, error) {
 	raw := req.GetRefreshToken()
 	sid, gen, ok := parseRefreshToken(raw)
 	if !ok {
@@ -179,7 +174,7 @@ func (s *Service) refreshToken(ctx context.Context, req *authv1.RefreshTokenRequ
 		return nil, err
 	}
 	now := s.now()
-	if err := s.countCall(ctx, "refresh-address:"+clientaddr.FromContext(ctx, s.cfg.TrustedProxyHops), now,
+	if err := s.countCall(ctx, "refresh-address:"+clientaddr.FromContext(ctx, s.cfg.Guard.TrustedProxyHops), now,
 		s.cfg.RefreshAddressLimit, s.cfg.RefreshLimitWindow, "too many refreshes from this address"); err != nil {
 		return nil, err
 	}
@@ -247,11 +242,6 @@ func (s *Service) refreshRefused(ctx context.Context, sid string, gen int64, has
 
 // Logout implements authv1.AuthServiceServer.
 func (s *Service) Logout(ctx context.Context, req *authv1.LogoutRequest) (*authv1.LogoutResponse, error) {
-	resp, err := s.logout(ctx, req)
-	return resp, s.rpcError(ctx, err)
-}
-
-func (s *Service) logout(ctx context.Context, req *authv1.LogoutRequest) (*authv1.LogoutResponse, error) {
 	c, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -299,18 +289,12 @@ func (s *Service) revokeCallerSession(ctx context.Context, c token.Claims) error
 	return err
 }
 
-// RevokeToken implements authv1.AuthServiceServer.
-func (s *Service) RevokeToken(ctx context.Context, req *authv1.RevokeTokenRequest) (*authv1.RevokeTokenResponse, error) {
-	resp, err := s.revokeToken(ctx, req)
-	return resp, s.rpcError(ctx, err)
-}
-
-// revokeToken revokes what an access token (a JWT, recognised by its three
+// RevokeToken implements authv1.AuthServiceServer: it revokes what an access token (a JWT, recognised by its three
 // segments) or a refresh token names, by scope. Revoking a token that can
 // no longer be used (expired, pruned, or unknown as a refresh token)
 // succeeds and does nothing, as in RFC 7009; a JWT that does not verify as
 // ours is InvalidArgument, so that nobody can revoke ids of their choosing.
-func (s *Service) revokeToken(ctx context.Context, req *authv1.RevokeTokenRequest) (*authv1.RevokeTokenResponse, error) {
+func (s *Service) RevokeToken(ctx context.Context, req *authv1.RevokeTokenRequest) (*authv1.RevokeTokenResponse, error) {
 	me, err := caller(ctx)
 	if err != nil {
 		return nil, err

@@ -9,8 +9,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tokencart/tokencart/authsvc"
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/expect"
 )
 
 // TestRefreshTokens covers rotation, concurrent refreshes across two
@@ -25,7 +26,7 @@ func TestRefreshTokens(t *testing.T) {
 			c.Now = clk.Now
 			c.RefreshReuseGrace = 5 * time.Second
 		})
-		replicas := []*authtest.Server{a, b}
+		replicas := []*authsvctest.Server{a, b}
 		ctx := t.Context()
 		a.Register(t, "refresh@example.com")
 		login := a.Login(t, "refresh@example.com")
@@ -40,7 +41,7 @@ func TestRefreshTokens(t *testing.T) {
 			t.Errorf("RefreshToken response %v", r1)
 		}
 		access = append(access, r1.GetAccessToken())
-		if _, err := a.Client.GetMe(authtest.WithToken(ctx, r1.GetAccessToken()), &authv1.GetMeRequest{}); err != nil {
+		if _, err := a.Client.GetMe(authsvctest.WithToken(ctx, r1.GetAccessToken()), &authv1.GetMeRequest{}); err != nil {
 			t.Errorf("GetMe with a refreshed token: %v", err)
 		}
 
@@ -80,15 +81,15 @@ func TestRefreshTokens(t *testing.T) {
 
 		// Within the grace period a spent token is a race, not a replay.
 		_, err = a.Client.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: login.GetRefreshToken()})
-		wantCode(t, "spent token within the grace period", err, codes.Aborted)
+		expect.Code(t, "spent token within the grace period", err, codes.Aborted)
 
 		feed := watch(t, b, "")
 		feed.syncUp(t)
 		clk.Advance(10 * time.Second)
 		_, err = a.Client.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: login.GetRefreshToken()})
-		wantCode(t, "replayed spent token", err, codes.Unauthenticated)
+		expect.Code(t, "replayed spent token", err, codes.Unauthenticated)
 		_, err = b.Client.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: r3.GetRefreshToken()})
-		wantCode(t, "live token of a revoked session", err, codes.Unauthenticated)
+		expect.Code(t, "live token of a revoked session", err, codes.Unauthenticated)
 		verify := a.Verifier(t, a.KeySet(t))
 		for i, raw := range access {
 			if r, err := b.ServiceClient.IntrospectToken(ctx, &authv1.IntrospectTokenRequest{Token: raw}); err != nil || r.GetActive() {
@@ -103,19 +104,19 @@ func TestRefreshTokens(t *testing.T) {
 
 		for _, bad := range []string{"", "not-a-token", string(make([]byte, 300))} {
 			_, err := a.Client.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: bad})
-			wantCode(t, "refresh with "+bad, err, codes.Unauthenticated)
+			expect.Code(t, "refresh with "+bad, err, codes.Unauthenticated)
 		}
 	})
 }
 
 // TestRevokeToken checks who may revoke what.
 func TestRevokeToken(t *testing.T) {
-	s := authtest.Start(t, authtest.Options{})
+	s := authsvctest.Start(t, authsvctest.Options{})
 	ctx := t.Context()
 	alice, aliceTok := s.NewCustomer(t)
 	_, bobTok := s.NewCustomer(t)
 	revoke := func(who, what string) error {
-		_, err := s.Client.RevokeToken(authtest.WithToken(ctx, who), &authv1.RevokeTokenRequest{Token: what})
+		_, err := s.Client.RevokeToken(authsvctest.WithToken(ctx, who), &authv1.RevokeTokenRequest{Token: what})
 		return err
 	}
 	active := func(raw string) bool {
@@ -126,42 +127,42 @@ func TestRevokeToken(t *testing.T) {
 		return r.GetActive()
 	}
 
-	wantCode(t, "bob revokes alice's access token", revoke(bobTok, aliceTok), codes.PermissionDenied)
-	wantCode(t, "revoke a token that is not ours", revoke(bobTok, "a.b.c"), codes.InvalidArgument)
-	wantCode(t, "revoke nothing", revoke(bobTok, ""), codes.InvalidArgument)
-	wantCode(t, "revoke an unknown refresh token", revoke(bobTok, "unknown-refresh-token"), codes.OK)
+	expect.Code(t, "bob revokes alice's access token", revoke(bobTok, aliceTok), codes.PermissionDenied)
+	expect.Code(t, "revoke a token that is not ours", revoke(bobTok, "a.b.c"), codes.InvalidArgument)
+	expect.Code(t, "revoke nothing", revoke(bobTok, ""), codes.InvalidArgument)
+	expect.Code(t, "revoke an unknown refresh token", revoke(bobTok, "unknown-refresh-token"), codes.OK)
 	if !active(aliceTok) {
 		t.Fatal("alice's token revoked by a refused call")
 	}
 
 	second := s.Login(t, alice.GetEmail())
-	wantCode(t, "alice revokes her own access token", revoke(second.GetAccessToken(), aliceTok), codes.OK)
+	expect.Code(t, "alice revokes her own access token", revoke(second.GetAccessToken(), aliceTok), codes.OK)
 	if active(aliceTok) {
 		t.Error("revoked token still active")
 	}
-	wantCode(t, "revoke it again", revoke(second.GetAccessToken(), aliceTok), codes.OK)
+	expect.Code(t, "revoke it again", revoke(second.GetAccessToken(), aliceTok), codes.OK)
 
-	wantCode(t, "bob revokes alice's refresh token", revoke(bobTok, second.GetRefreshToken()), codes.PermissionDenied)
-	_, err := s.Client.Logout(authtest.WithToken(ctx, bobTok), &authv1.LogoutRequest{RefreshToken: second.GetRefreshToken()})
-	wantCode(t, "bob logs out with alice's refresh token", err, codes.PermissionDenied)
+	expect.Code(t, "bob revokes alice's refresh token", revoke(bobTok, second.GetRefreshToken()), codes.PermissionDenied)
+	_, err := s.Client.Logout(authsvctest.WithToken(ctx, bobTok), &authv1.LogoutRequest{RefreshToken: second.GetRefreshToken()})
+	expect.Code(t, "bob logs out with alice's refresh token", err, codes.PermissionDenied)
 	if !active(bobTok) {
 		t.Error("a refused logout revoked the caller's token")
 	}
-	wantCode(t, "alice revokes her refresh token", revoke(second.GetAccessToken(), second.GetRefreshToken()), codes.OK)
+	expect.Code(t, "alice revokes her refresh token", revoke(second.GetAccessToken(), second.GetRefreshToken()), codes.OK)
 	if active(second.GetAccessToken()) {
 		t.Error("access token of a revoked session still active")
 	}
 	_, err = s.Client.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: second.GetRefreshToken()})
-	wantCode(t, "refresh with a revoked refresh token", err, codes.Unauthenticated)
+	expect.Code(t, "refresh with a revoked refresh token", err, codes.Unauthenticated)
 
-	wantCode(t, "the admin revokes bob's token", revoke(s.AdminToken(t), bobTok), codes.OK)
-	_, err = s.Client.GetMe(authtest.WithToken(ctx, bobTok), &authv1.GetMeRequest{})
-	wantCode(t, "GetMe with a token the admin revoked", err, codes.Unauthenticated)
+	expect.Code(t, "the admin revokes bob's token", revoke(s.AdminToken(t), bobTok), codes.OK)
+	_, err = s.Client.GetMe(authsvctest.WithToken(ctx, bobTok), &authv1.GetMeRequest{})
+	expect.Code(t, "GetMe with a token the admin revoked", err, codes.Unauthenticated)
 
 	third := s.Login(t, alice.GetEmail())
-	if _, err := s.Client.Logout(authtest.WithToken(ctx, third.GetAccessToken()), &authv1.LogoutRequest{RefreshToken: third.GetRefreshToken()}); err != nil {
+	if _, err := s.Client.Logout(authsvctest.WithToken(ctx, third.GetAccessToken()), &authv1.LogoutRequest{RefreshToken: third.GetRefreshToken()}); err != nil {
 		t.Fatalf("Logout: %v", err)
 	}
 	_, err = s.Client.RefreshToken(ctx, &authv1.RefreshTokenRequest{RefreshToken: third.GetRefreshToken()})
-	wantCode(t, "refresh after logout with the refresh token", err, codes.Unauthenticated)
+	expect.Code(t, "refresh after logout with the refresh token", err, codes.Unauthenticated)
 }

@@ -15,7 +15,7 @@ var (
 	ErrConflict = errors.New("conflict")
 )
 
-// Store is all the state authsvc shares between its replicas. The sqlstore
+// Store is all the state authsvc shares between its replicas. The authsvc/store
 // package implements it over SQLite and PostgreSQL; each part is the small
 // interface one component of the service consumes. Times go in and out
 // with microsecond precision; the store never reads a clock of its own, so

@@ -12,8 +12,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tokencart/tokencart/authsvc"
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/expect"
 )
 
 // frozenClock is a clock that moves only when the test advances it, so
@@ -58,13 +59,13 @@ func TestThrottleUnderAttack(t *testing.T) {
 	forEachStore(t, func(t *testing.T, dsn string) {
 		clk := newFrozenClock()
 		prod := authsvc.DefaultConfig()
-		s := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
+		s := authsvctest.Start(t, authsvctest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
 			c.LoginAccountLimit, c.LoginAccountTotalLimit, c.LoginAddressLimit = prod.LoginAccountLimit, 12, prod.LoginAddressLimit
 			c.LoginThrottleWindow, c.LoginThrottleDelay = prod.LoginThrottleWindow, prod.LoginThrottleDelay
 			// Every guess waits its turn at the hasher, however slow the
 			// machine: a guess refused for want of a slot was not tried.
 			c.HashQueueTimeout = 5 * time.Minute
-			c.TrustedProxyHops = 1
+			c.Guard.TrustedProxyHops = 1
 			c.Now = clk.Now
 		}})
 		cfg := s.Config
@@ -78,7 +79,7 @@ func TestThrottleUnderAttack(t *testing.T) {
 			return err
 		}
 		const home, fresh = "203.0.113.1", "203.0.113.9"
-		if err := login(home, "victim@example.com", authtest.Password); err != nil {
+		if err := login(home, "victim@example.com", authsvctest.Password); err != nil {
 			t.Fatalf("the owner's first login: %v", err)
 		}
 
@@ -120,13 +121,13 @@ func TestThrottleUnderAttack(t *testing.T) {
 
 		// The owner, with the right password, from the address used before:
 		// the strangers' guesses do not lock the owner out.
-		if err := login(home, "victim@example.com", authtest.Password); err != nil {
+		if err := login(home, "victim@example.com", authsvctest.Password); err != nil {
 			t.Errorf("the owner from a known address while the account is under attack: %v", err)
 		}
 		// From an address never used for it, the owner is throttled as the
 		// attackers are.
-		err := login(fresh, "victim@example.com", authtest.Password)
-		wantCode(t, "the right password from a fresh address", err, codes.ResourceExhausted)
+		err := login(fresh, "victim@example.com", authsvctest.Password)
+		expect.Code(t, "the right password from a fresh address", err, codes.ResourceExhausted)
 		wait := retryDelay(t, err)
 		want := cfg.LoginThrottleDelay
 		for range tried - cfg.LoginAccountTotalLimit {
@@ -136,21 +137,21 @@ func TestThrottleUnderAttack(t *testing.T) {
 			t.Errorf("retry delay %v, want at most %v (%v doubled for each failure beyond the limit)", wait, want, cfg.LoginThrottleDelay)
 		}
 		// Someone else, from an address of their own, is not affected.
-		if err := login("203.0.113.2", "bystander@example.com", authtest.Password); err != nil {
+		if err := login("203.0.113.2", "bystander@example.com", authsvctest.Password); err != nil {
 			t.Errorf("another account from a fresh address: %v", err)
 		}
 
 		// When the delay has passed, one more guess is heard, and the next
 		// delay is twice as long.
 		clk.Advance(wait)
-		wantCode(t, "a guess after the delay", login("198.51.100.1", "victim@example.com", "one more guess"), codes.Unauthenticated)
-		err = login(fresh, "victim@example.com", authtest.Password)
-		wantCode(t, "the right password after another failure", err, codes.ResourceExhausted)
+		expect.Code(t, "a guess after the delay", login("198.51.100.1", "victim@example.com", "one more guess"), codes.Unauthenticated)
+		err = login(fresh, "victim@example.com", authsvctest.Password)
+		expect.Code(t, "the right password after another failure", err, codes.ResourceExhausted)
 		if next := retryDelay(t, err); next < 2*wait-time.Second || next > 2*wait+time.Second {
 			t.Errorf("retry delay after one more failure %v, want about %v", next, 2*wait)
 		}
 		clk.Advance(2 * wait)
-		if err := login(fresh, "victim@example.com", authtest.Password); err != nil {
+		if err := login(fresh, "victim@example.com", authsvctest.Password); err != nil {
 			t.Fatalf("the right password after the delay: %v", err)
 		}
 	})
@@ -164,9 +165,9 @@ func TestStrangerCannotLockOut(t *testing.T) {
 	forEachStore(t, func(t *testing.T, dsn string) {
 		clk := newFrozenClock()
 		prod := authsvc.DefaultConfig()
-		s := authtest.Start(t, authtest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
+		s := authsvctest.Start(t, authsvctest.Options{DSN: dsn, Configure: func(c *authsvc.Config) {
 			c.LoginAccountLimit, c.LoginAccountTotalLimit, c.LoginAddressLimit = prod.LoginAccountLimit, prod.LoginAccountTotalLimit, prod.LoginAddressLimit
-			c.TrustedProxyHops = 1
+			c.Guard.TrustedProxyHops = 1
 			c.Now = clk.Now
 		}})
 		login := func(addr, email, password string) error {
@@ -177,12 +178,12 @@ func TestStrangerCannotLockOut(t *testing.T) {
 		s.Register(t, "owner@example.com")
 		const stranger = "198.51.100.66"
 		for i := range prod.LoginAccountLimit {
-			wantCode(t, fmt.Sprint("stranger's guess ", i), login(stranger, "owner@example.com", "wrong password"), codes.Unauthenticated)
-			wantCode(t, fmt.Sprint("stranger's guess at an unknown email ", i), login(stranger, "nobody@example.com", "wrong password"), codes.Unauthenticated)
+			expect.Code(t, fmt.Sprint("stranger's guess ", i), login(stranger, "owner@example.com", "wrong password"), codes.Unauthenticated)
+			expect.Code(t, fmt.Sprint("stranger's guess at an unknown email ", i), login(stranger, "nobody@example.com", "wrong password"), codes.Unauthenticated)
 		}
-		wantCode(t, "the stranger after the limit", login(stranger, "owner@example.com", authtest.Password), codes.ResourceExhausted)
-		wantCode(t, "the stranger at the unknown email after the limit", login(stranger, "nobody@example.com", "x"), codes.ResourceExhausted)
-		if err := login("203.0.113.7", "owner@example.com", authtest.Password); err != nil {
+		expect.Code(t, "the stranger after the limit", login(stranger, "owner@example.com", authsvctest.Password), codes.ResourceExhausted)
+		expect.Code(t, "the stranger at the unknown email after the limit", login(stranger, "nobody@example.com", "x"), codes.ResourceExhausted)
+		if err := login("203.0.113.7", "owner@example.com", authsvctest.Password); err != nil {
 			t.Errorf("the owner, from an address the owner never used, after a stranger's guesses: %v", err)
 		}
 	})

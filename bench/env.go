@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tokencart/tokencart/catalogsvc/store"
 	"github.com/tokencart/tokencart/client"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
@@ -79,6 +81,7 @@ type env struct {
 	pgBase    string        // base DSN; "" when PostgreSQL is not used
 	schemas   []string      // created schemas, dropped by close
 	rawPool   *pgxpool.Pool // the raw upsert loop's pool, on procStorePG's schema
+	pgStore   *store.Store  // catalogsvc's store on procStorePG's schema, for the store-txn loop
 	pgVersion string
 
 	mu    sync.Mutex // guards conns
@@ -219,6 +222,9 @@ func startEnv(ctx context.Context, opts Options, need map[string]bool) (_ *env, 
 	if e.procs[procStorePG] != nil {
 		// The raw upsert loop writes to the very table procStorePG uses.
 		if e.rawPool, err = newPool(ctx, e.dsnFor(procStorePG)); err != nil {
+			return nil, err
+		}
+		if e.pgStore, err = store.Open(ctx, e.dsnFor(procStorePG), slog.New(slog.DiscardHandler)); err != nil {
 			return nil, err
 		}
 	}
@@ -580,6 +586,9 @@ func (e *env) close() {
 	}
 	if e.rawPool != nil {
 		e.rawPool.Close()
+	}
+	if e.pgStore != nil {
+		_ = e.pgStore.Close()
 	}
 	var wg sync.WaitGroup
 	for name, p := range e.procs {

@@ -16,8 +16,8 @@ type RatioResult struct {
 	Name     string
 	PerRound []float64
 	Median   float64
-	// Goal, when HasGoal, is issue 7's target: the median must be at least
-	// Goal, or at most Goal when AtMost.
+	// Goal, when HasGoal, is the performance goal the ratio is held to: the
+	// median must be at least Goal, or at most Goal when AtMost.
 	Goal    float64
 	HasGoal bool
 	AtMost  bool
@@ -47,7 +47,8 @@ func serverCPU(r Round) float64  { return r.ServerCPU }
 // processes plus PostgreSQL, without the load generator's share.
 func serverSideCPU(r Round) float64 { return r.ServerCPU + r.PostgresCPU }
 
-// ratioDefs are issue 7's goals, then the ratios that explain them.
+// ratioDefs are the ratios held to a performance goal, then the ratios
+// that explain them.
 var ratioDefs = []ratioDef{
 	{"GetCart (cache on) / floor", ScGetCart, ScFloor, throughput, 0.85, false},
 	{"GetCart (cache on) / PostgreSQL session baseline", ScGetCart, ScGetCartSession, throughput, 4, false},

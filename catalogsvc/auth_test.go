@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokencart/tokencart/catalogsvc"
 	"github.com/tokencart/tokencart/client"
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/grpcauth"
 	"github.com/tokencart/tokencart/internal/token"
 )
@@ -89,13 +90,13 @@ func TestAdminOnlyCatalogWrites(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := r.catalog.UpsertProduct(tt.ctx, &catalogv1.UpsertProductRequest{Product: p})
-			wantCode(t, err, tt.want)
+			expect.MustCode(t, "", err, tt.want)
 			_, err = r.catalog.DeleteProduct(tt.ctx, &catalogv1.DeleteProductRequest{ProductId: espresso})
-			wantCode(t, err, tt.want)
+			expect.MustCode(t, "", err, tt.want)
 			_, err = r.catalog.GetProduct(testContext(t), &catalogv1.GetProductRequest{ProductId: p.Id})
-			wantCode(t, err, codes.NotFound)
+			expect.MustCode(t, "", err, codes.NotFound)
 			_, err = r.catalog.GetProduct(testContext(t), &catalogv1.GetProductRequest{ProductId: espresso})
-			wantCode(t, err, codes.OK)
+			expect.MustCode(t, "", err, codes.OK)
 		})
 	}
 	if _, err := r.catalog.UpsertProduct(admin, &catalogv1.UpsertProductRequest{Product: p}); err != nil {
@@ -105,7 +106,7 @@ func TestAdminOnlyCatalogWrites(t *testing.T) {
 		t.Fatalf("admin delete: %v", err)
 	}
 	_, err := r.catalog.DeleteProduct(admin, &catalogv1.DeleteProductRequest{ProductId: p.Id})
-	wantCode(t, err, codes.NotFound)
+	expect.MustCode(t, "", err, codes.NotFound)
 }
 
 // TestRevokedTokenRefusedEverywhere revokes a token at (fake) authsvc and
@@ -126,7 +127,7 @@ func TestRevokedTokenRefusedEverywhere(t *testing.T) {
 	c.fake.Revoke(t, raw)
 	var worst time.Duration
 	for i, r := range replicas {
-		waitFor(t, "revocation", func() bool {
+		expect.Eventually(t, testTimeout, "revocation", func() bool {
 			_, err := r.carts.GetCart(ctx, &catalogv1.GetCartRequest{})
 			return status.Code(err) == codes.Unauthenticated
 		})
@@ -175,9 +176,9 @@ func TestStaleRevocationFeed(t *testing.T) {
 			cut := time.Now()
 			c.fake.SetFeedDown(true)
 			c.fake.Revoke(t, revokedRaw) // published while the feed is down
-			waitFor(t, "staleness", func() bool {
+			expect.Eventually(t, testTimeout, "staleness", func() bool {
 				_, err := r.carts.GetCart(good, &catalogv1.GetCartRequest{})
-				return status.Code(err) == tt.wantGood && r.svc.Validator().Local().Stale(time.Now())
+				return status.Code(err) == tt.wantGood && r.auth.Status().Stale
 			})
 			t.Logf("%s: stale after %v (bound 500ms)", tt.policy, time.Since(cut))
 			_, err := r.carts.GetCart(revoked, &catalogv1.GetCartRequest{})
@@ -192,16 +193,16 @@ func TestStaleRevocationFeed(t *testing.T) {
 				c.fake.SetIntrospectDown(true)
 				other := client.WithToken(testContext(t), c.fake.Mint(t, "other"))
 				_, err := r.carts.GetCart(other, &catalogv1.GetCartRequest{})
-				wantCode(t, err, codes.Unavailable)
+				expect.MustCode(t, "", err, codes.Unavailable)
 				c.fake.SetIntrospectDown(false)
 			}
 			c.fake.SetFeedDown(false)
-			waitFor(t, "recovery", func() bool {
+			expect.Eventually(t, testTimeout, "recovery", func() bool {
 				_, err := r.carts.GetCart(good, &catalogv1.GetCartRequest{})
 				return err == nil
 			})
 			_, err = r.carts.GetCart(revoked, &catalogv1.GetCartRequest{})
-			wantCode(t, err, codes.Unauthenticated)
+			expect.MustCode(t, "", err, codes.Unauthenticated)
 		})
 	}
 }
@@ -226,9 +227,9 @@ func TestReadinessWaitsForKeySet(t *testing.T) {
 	}
 	// Authenticated calls cannot succeed meanwhile; public ones can.
 	_, err := r.carts.GetCart(client.WithToken(testContext(t), c.fake.Mint(t, "early")), &catalogv1.GetCartRequest{})
-	wantCode(t, err, codes.Unauthenticated)
+	expect.MustCode(t, "", err, codes.Unauthenticated)
 	c.fake.SetKeySetDown(false)
-	waitFor(t, "SERVING", func() bool { return check() == healthpb.HealthCheckResponse_SERVING })
+	expect.Eventually(t, testTimeout, "SERVING", func() bool { return check() == healthpb.HealthCheckResponse_SERVING })
 }
 
 // TestKeyRotation: a token signed with a key authsvc has just published is
@@ -250,7 +251,7 @@ func TestKeyRotation(t *testing.T) {
 	}
 	c.fake.RotateKey(t)
 	c.fake.Withdraw(kid)
-	waitFor(t, "withdrawn key refused", func() bool {
+	expect.Eventually(t, testTimeout, "withdrawn key refused", func() bool {
 		_, err := r.carts.GetCart(ctx, &catalogv1.GetCartRequest{})
 		return status.Code(err) == codes.Unauthenticated
 	})
@@ -274,10 +275,10 @@ func TestRemoteMode(t *testing.T) {
 			checkCart(t, r, s.add(espresso, 1).must(t), 1, line{espresso, 1})
 			checkCart(t, r, s.get().must(t), 1, line{espresso, 1})
 			c.fake.Revoke(t, raw)
-			waitFor(t, "revocation", func() bool { return status.Code(s.get().err) == codes.Unauthenticated })
+			expect.Eventually(t, testTimeout, "revocation", func() bool { return status.Code(s.get().err) == codes.Unauthenticated })
 			c.fake.SetIntrospectDown(true)
 			other := c.shopper(r, "someone")
-			wantCode(t, other.get().err, codes.Unavailable)
+			expect.MustCode(t, "", other.get().err, codes.Unavailable)
 		})
 	}
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // benchParallelism is goroutines per GOMAXPROCS: 8 on two cores is 16
-// calls in flight, the concurrency issue 7's figures are quoted at.
+// calls in flight: enough to keep both cores busy without queueing.
 const benchParallelism = 8
 
 // BenchmarkCart measures AddItem and GetCart through gRPC on loopback, per

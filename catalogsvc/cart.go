@@ -11,7 +11,6 @@ import (
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 
 	"github.com/tokencart/tokencart/catalogsvc/cart"
-	"github.com/tokencart/tokencart/catalogsvc/store"
 	"github.com/tokencart/tokencart/internal/grpcauth"
 )
 
@@ -37,9 +36,9 @@ func (c cartServer) GetCart(ctx context.Context, req *catalogv1.GetCartRequest) 
 	if err != nil {
 		return nil, err
 	}
-	got, state, err := c.s.carts.get(ctx, who, req.GetCartState())
+	got, state, err := c.s.carts.Get(ctx, who, req.GetCartState())
 	if err != nil {
-		return nil, c.s.toStatus(ctx, err)
+		return nil, err
 	}
 	return &catalogv1.GetCartResponse{Cart: priceCart(got, c.s.snap.Load()), CartState: state}, nil
 }
@@ -92,20 +91,20 @@ func (c cartServer) mutate(ctx context.Context, opErr error, op cart.Op, request
 		return nil, nil, err
 	}
 	if err := firstError(opErr, validateRequestID(requestID), validateExpected(expected)); err != nil {
-		return nil, nil, c.s.toStatus(ctx, err)
+		return nil, nil, err
 	}
 	if expected != nil {
 		op.ExpectedVersion, op.HasExpected = *expected, true
 	}
-	req := store.Request{ID: requestID}
+	req := cart.Request{ID: requestID}
 	if requestID != "" {
 		req.Hash = op.Hash()
 	}
 	snap := c.s.snap.Load()
 	apply := func(cur cart.Cart) (cart.Cart, bool, error) { return cart.Apply(cur, op, snap, time.Now()) }
-	got, newState, err := c.s.carts.mutate(ctx, who, state, req, apply)
+	got, newState, err := c.s.carts.Mutate(ctx, who, state, req, apply)
 	if err != nil {
-		return nil, nil, c.s.toStatus(ctx, err)
+		return nil, nil, err
 	}
 	return priceCart(got, c.s.snap.Load()), newState, nil
 }

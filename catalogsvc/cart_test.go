@@ -20,8 +20,9 @@ import (
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 
 	"github.com/tokencart/tokencart/catalogsvc"
+	"github.com/tokencart/tokencart/catalogsvc/cartstate"
 	"github.com/tokencart/tokencart/client"
-	"github.com/tokencart/tokencart/internal/cartstate"
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -143,7 +144,7 @@ func TestCartContract(t *testing.T) {
 				}
 				for _, tt := range tests {
 					t.Run(tt.name, func(t *testing.T) {
-						wantCode(t, tt.call(), tt.want)
+						expect.MustCode(t, "", tt.call(), tt.want)
 						s.state = before
 						checkCart(t, r, s.get().must(t), 1, line{espresso, 1})
 					})
@@ -171,7 +172,7 @@ func TestCartContract(t *testing.T) {
 				s := c.shopper(r, "limits")
 				s.add(espresso, 999).must(t)
 				err := s.add(espresso, 1).err
-				wantCode(t, err, codes.FailedPrecondition)
+				expect.MustCode(t, "", err, codes.FailedPrecondition)
 				checkCart(t, r, s.get().must(t), 1, line{espresso, 999})
 
 				ids := ensureProducts(t, r, admin, 101)
@@ -182,9 +183,9 @@ func TestCartContract(t *testing.T) {
 					want = append(want, line{id, 1})
 				}
 				err = s.add(ids[100], 1).err
-				wantCode(t, err, codes.FailedPrecondition)
+				expect.MustCode(t, "", err, codes.FailedPrecondition)
 				err = s.set(ids[100], 1).err
-				wantCode(t, err, codes.FailedPrecondition)
+				expect.MustCode(t, "", err, codes.FailedPrecondition)
 				checkCart(t, r, s.get().must(t), 102, want...)
 				s.add(ids[0], 998).must(t) // adding to an existing line of a full cart is fine
 			})
@@ -194,7 +195,7 @@ func TestCartContract(t *testing.T) {
 				checkCart(t, r, s.add(espresso, 1, expecting(0)).must(t), 1, line{espresso, 1})
 				checkCart(t, r, s.add(espresso, 1, expecting(1)).must(t), 2, line{espresso, 2})
 				err := s.remove(espresso, expecting(1)).err
-				wantCode(t, err, codes.Aborted)
+				expect.MustCode(t, "", err, codes.Aborted)
 				checkCart(t, r, s.clear(expecting(2)).must(t), 3)
 			})
 
@@ -216,15 +217,15 @@ func TestCartContract(t *testing.T) {
 				}
 				checkCart(t, r, s.get().must(t), 2, line{espresso, 2}, line{kenya, 1})
 				err := s.add(espresso, 3, withRequestID("r1")).err
-				wantCode(t, err, codes.InvalidArgument)
+				expect.MustCode(t, "", err, codes.InvalidArgument)
 				err = s.remove(espresso, withRequestID("r1")).err
-				wantCode(t, err, codes.InvalidArgument)
+				expect.MustCode(t, "", err, codes.InvalidArgument)
 				// Keys of one user are not another's.
 				other := c.shopper(r, "retries-other")
 				checkCart(t, r, other.add(kenya, 1, withRequestID("r1")).must(t), 1, line{kenya, 1})
 				// A request that failed can be retried with the same key.
 				err = s.add(espresso, 999, withRequestID("r2")).err
-				wantCode(t, err, codes.FailedPrecondition)
+				expect.MustCode(t, "", err, codes.FailedPrecondition)
 				s.remove(kenya).must(t)
 				s.set(espresso, 1).must(t)
 				checkCart(t, r, s.add(espresso, 998, withRequestID("r2")).must(t), 5, line{espresso, 999})
@@ -252,7 +253,7 @@ func TestCartContract(t *testing.T) {
 					t.Errorf("deleted product's line: %v, total quantity %d", got.GetLines()[0], got.GetTotalQuantity())
 				}
 				err := s.add(doomed, 1).err
-				wantCode(t, err, codes.NotFound)
+				expect.MustCode(t, "", err, codes.NotFound)
 				checkCart(t, r, s.remove(doomed).must(t), 3, line{ids[0], 1})
 			})
 
@@ -320,10 +321,10 @@ func TestCartContract(t *testing.T) {
 						t.Run(tt.name, func(t *testing.T) {
 							s.state = tt.state
 							err := s.add(espresso, 1).err
-							wantCode(t, err, tt.want)
+							expect.MustCode(t, "", err, tt.want)
 							s.state = tt.state
 							err = s.get().err
-							wantCode(t, err, tt.want)
+							expect.MustCode(t, "", err, tt.want)
 						})
 					}
 					// An old state of one's own is one's own cart, as it was.
@@ -454,7 +455,7 @@ func TestRequestModeChainAcrossReplicas(t *testing.T) {
 	got := s.get().must(t)
 	checkCart(t, a, got, n, line{espresso, 250}, line{kenya, 250}, line{biscotti, 250}, line{sencha, 250})
 	s.state = stale
-	wantCode(t, s.add(espresso, 1, expecting(n)).err, codes.Aborted)
+	expect.MustCode(t, "", s.add(espresso, 1, expecting(n)).err, codes.Aborted)
 }
 
 // TestSameRequestTwoReplicas: one request_id sent to two replicas (many

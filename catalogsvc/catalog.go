@@ -7,7 +7,6 @@ import (
 
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 
-	"github.com/tokencart/tokencart/catalogsvc/store"
 	"github.com/tokencart/tokencart/internal/grpcauth"
 	"github.com/tokencart/tokencart/internal/token"
 )
@@ -22,15 +21,15 @@ type catalogServer struct {
 func (c catalogServer) ListProducts(ctx context.Context, req *catalogv1.ListProductsRequest) (*catalogv1.ListProductsResponse, error) {
 	size, err := pageSize(req.GetPageSize())
 	if err != nil {
-		return nil, c.s.toStatus(ctx, err)
+		return nil, err
 	}
 	if err := validateCategory("category", req.GetCategory(), false); err != nil {
-		return nil, c.s.toStatus(ctx, err)
+		return nil, err
 	}
 	query := "list\x00" + req.GetCategory()
 	after, err := decodePageToken(query, req.GetPageToken())
 	if err != nil {
-		return nil, c.s.toStatus(ctx, err)
+		return nil, err
 	}
 	snap := c.s.snap.Load()
 	products, more := snap.page(after, size, func(i int) bool {
@@ -45,11 +44,11 @@ func (c catalogServer) ListProducts(ctx context.Context, req *catalogv1.ListProd
 
 func (c catalogServer) GetProduct(ctx context.Context, req *catalogv1.GetProductRequest) (*catalogv1.GetProductResponse, error) {
 	if err := validateProductID("product_id", req.GetProductId()); err != nil {
-		return nil, c.s.toStatus(ctx, err)
+		return nil, err
 	}
 	p, ok := c.s.snap.Load().byID[req.GetProductId()]
 	if !ok {
-		return nil, c.s.toStatus(ctx, store.ErrNotFound)
+		return nil, ErrNotFound
 	}
 	return &catalogv1.GetProductResponse{Product: p}, nil
 }
@@ -57,20 +56,20 @@ func (c catalogServer) GetProduct(ctx context.Context, req *catalogv1.GetProduct
 func (c catalogServer) SearchProducts(ctx context.Context, req *catalogv1.SearchProductsRequest) (*catalogv1.SearchProductsResponse, error) {
 	q := req.GetQuery()
 	if err := validateQuery(q); err != nil {
-		return nil, c.s.toStatus(ctx, err)
+		return nil, err
 	}
 	size, err := pageSize(req.GetPageSize())
 	if err != nil {
-		return nil, c.s.toStatus(ctx, err)
+		return nil, err
 	}
 	if err := validateCategory("category", req.GetCategory(), false); err != nil {
-		return nil, c.s.toStatus(ctx, err)
+		return nil, err
 	}
 	words := strings.Fields(strings.ToLower(q))
 	query := "search\x00" + req.GetCategory() + "\x00" + strings.Join(words, " ")
 	after, err := decodePageToken(query, req.GetPageToken())
 	if err != nil {
-		return nil, c.s.toStatus(ctx, err)
+		return nil, err
 	}
 	snap := c.s.snap.Load()
 	products, more := snap.page(after, size, func(i int) bool {
@@ -96,11 +95,11 @@ func (c catalogServer) UpsertProduct(ctx context.Context, req *catalogv1.UpsertP
 		return nil, err
 	}
 	if err := validateProduct(req.GetProduct()); err != nil {
-		return nil, c.s.toStatus(ctx, err)
+		return nil, err
 	}
 	p := fromProto(req.GetProduct(), time.Now())
-	if err := c.s.db.UpsertProduct(ctx, p); err != nil {
-		return nil, c.s.toStatus(ctx, err)
+	if err := c.s.store.UpsertProduct(ctx, p); err != nil {
+		return nil, err
 	}
 	c.s.refreshAfterWrite(ctx)
 	return &catalogv1.UpsertProductResponse{Product: toProto(p)}, nil
@@ -111,10 +110,10 @@ func (c catalogServer) DeleteProduct(ctx context.Context, req *catalogv1.DeleteP
 		return nil, err
 	}
 	if err := validateProductID("product_id", req.GetProductId()); err != nil {
-		return nil, c.s.toStatus(ctx, err)
+		return nil, err
 	}
-	if err := c.s.db.DeleteProduct(ctx, req.GetProductId()); err != nil {
-		return nil, c.s.toStatus(ctx, err)
+	if err := c.s.store.DeleteProduct(ctx, req.GetProductId()); err != nil {
+		return nil, err
 	}
 	c.s.refreshAfterWrite(ctx)
 	return &catalogv1.DeleteProductResponse{}, nil

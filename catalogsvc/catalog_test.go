@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokencart/tokencart/catalogsvc"
 	"github.com/tokencart/tokencart/client"
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -129,7 +130,7 @@ func TestListProducts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := r.catalog.ListProducts(testContext(t), tt.req)
-			wantCode(t, err, codes.InvalidArgument)
+			expect.MustCode(t, "", err, codes.InvalidArgument)
 		})
 	}
 }
@@ -169,7 +170,7 @@ func TestSearchAndGet(t *testing.T) {
 	}
 	for _, bad := range []string{"", "   ", strings.Repeat("a", 257)} {
 		_, err := r.catalog.SearchProducts(testContext(t), &catalogv1.SearchProductsRequest{Query: bad})
-		wantCode(t, err, codes.InvalidArgument)
+		expect.MustCode(t, "", err, codes.InvalidArgument)
 	}
 
 	got, err := r.catalog.GetProduct(testContext(t), &catalogv1.GetProductRequest{ProductId: espresso})
@@ -183,7 +184,7 @@ func TestSearchAndGet(t *testing.T) {
 	}
 	for id, code := range map[string]codes.Code{"no-such-product": codes.NotFound, "": codes.InvalidArgument, "../etc/passwd": codes.InvalidArgument} {
 		_, err := r.catalog.GetProduct(testContext(t), &catalogv1.GetProductRequest{ProductId: id})
-		wantCode(t, err, code)
+		expect.MustCode(t, "", err, code)
 	}
 }
 
@@ -224,7 +225,7 @@ func TestUpsertValidation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := r.catalog.UpsertProduct(admin, &catalogv1.UpsertProductRequest{Product: tt.p})
-			wantCode(t, err, codes.InvalidArgument)
+			expect.MustCode(t, "", err, codes.InvalidArgument)
 		})
 	}
 	resp, err := r.catalog.UpsertProduct(admin, &catalogv1.UpsertProductRequest{Product: with(func(p *catalogv1.Product) {
@@ -252,7 +253,7 @@ func TestCatalogConvergence(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			c := newCluster(t, m)
-			defaults := func(cfg *catalogsvc.Config) { cfg.CatalogRefresh = catalogsvc.DefaultCatalogRefresh }
+			defaults := func(cfg *catalogsvc.Config) { cfg.CatalogRefresh = catalogsvc.DefaultConfig().CatalogRefresh }
 			a, b := c.start(defaults), c.start(defaults)
 			admin := client.WithToken(testContext(t), c.fake.Mint(t, "boss", token.RoleAdmin))
 			for _, step := range []struct {
@@ -278,10 +279,10 @@ func TestCatalogConvergence(t *testing.T) {
 				if !step.seen(a) {
 					t.Errorf("%s: the writing replica does not see its own write", step.name)
 				}
-				waitFor(t, "convergence", func() bool { return step.seen(b) })
+				expect.Eventually(t, testTimeout, "convergence", func() bool { return step.seen(b) })
 				d := time.Since(start)
-				t.Logf("%s: replica B converged after %v (bound %v + reload)", step.name, d, catalogsvc.DefaultCatalogRefresh)
-				if d > catalogsvc.DefaultCatalogRefresh+500*time.Millisecond {
+				t.Logf("%s: replica B converged after %v (bound %v + reload)", step.name, d, catalogsvc.DefaultConfig().CatalogRefresh)
+				if d > catalogsvc.DefaultConfig().CatalogRefresh+500*time.Millisecond {
 					t.Errorf("%s: converged after %v", step.name, d)
 				}
 			}

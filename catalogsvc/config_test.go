@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokencart/tokencart/catalogsvc"
 	"github.com/tokencart/tokencart/internal/envflag"
-	"github.com/tokencart/tokencart/internal/tlsconfig/tlstest"
+	"github.com/tokencart/tokencart/internal/tlsconfig/tlsconfigtest"
+	"github.com/tokencart/tokencart/internal/token"
 )
 
 // randomKey returns base64 of 32 random bytes: a cart key or a service
@@ -42,15 +44,15 @@ func TestRegisterFlags(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--service-credential") {
 		t.Errorf("defaults without a service credential: %v, want an error naming --service-credential", err)
 	}
-	cfg.ServiceCredential = randomKey()
+	cfg.Auth.ServiceCredential = randomKey()
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("defaults with a service credential do not validate: %v", err)
 	}
-	if cfg.DSN != "var/catalogsvc.db" || cfg.AuthAddr != "127.0.0.1:8081" || cfg.CartMode != "store" ||
+	if cfg.DSN != "var/catalogsvc.db" || cfg.Auth.Addr != "127.0.0.1:8081" || cfg.CartMode != "store" ||
 		cfg.Auth.Mode != "local" || cfg.Auth.Issuer != "tokencart-authsvc" || cfg.Auth.Audience != "tokencart" ||
 		cfg.Serve.GRPCAddr != ":8082" || cfg.Serve.AdminAddr != ":9082" || string(cfg.Auth.StalePolicy) != "introspect" ||
-		cfg.AuthTLSCA != "" || cfg.RateLimit != catalogsvc.DefaultRateLimit || cfg.RateBurst != catalogsvc.DefaultRateBurst ||
-		cfg.RateLimitCallers != catalogsvc.DefaultRateLimitCallers {
+		cfg.Auth.TLSCA != "" || cfg.RateLimit != 50 || cfg.RateBurst != 100 || cfg.RateLimitCallers != 65536 ||
+		cfg.CatalogRefresh != time.Second || cfg.Auth.Leeway != token.DefaultLeeway {
 		t.Errorf("unexpected defaults: %+v", cfg)
 	}
 }
@@ -103,7 +105,7 @@ func TestConfigValidate(t *testing.T) {
 		{"auth server name without a CA", []string{"--auth-tls-server-name=authsvc"}},
 		{"auth CA file missing", []string{"--auth-tls-ca=" + t.TempDir() + "/none.pem"}},
 		{"auth CA not PEM", []string{"--auth-tls-ca=" + writeFile(t, "ca.pem", "not a certificate")}},
-		{"auth client certificate without its key", []string{"--auth-tls-ca=" + tlstest.NewCA(t, "ca").File, "--auth-tls-cert=c.pem"}},
+		{"auth client certificate without its key", []string{"--auth-tls-ca=" + tlsconfigtest.NewCA(t, "ca").File, "--auth-tls-cert=c.pem"}},
 		{"negative rate limit", []string{"--rate-limit=-1"}},
 		{"NaN rate limit", []string{"--rate-limit=NaN"}},
 		{"infinite rate limit", []string{"--rate-limit=+Inf"}},
@@ -129,6 +131,11 @@ func TestConfigValidate(t *testing.T) {
 			err := cfg.Validate()
 			if err == nil {
 				t.Fatal("invalid configuration accepted")
+			}
+			// The message names the flag to fix.
+			last := tt.args[len(tt.args)-1]
+			if name, _, _ := strings.Cut(last, "="); !strings.Contains(err.Error(), name) {
+				t.Errorf("error does not name %s: %v", name, err)
 			}
 			for _, key := range []string{secret, short, zero, text, credential} {
 				if strings.Contains(err.Error(), key) {

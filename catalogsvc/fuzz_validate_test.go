@@ -47,8 +47,7 @@ func verdict(t *testing.T, what string, input any, err error, valid bool) {
 		if !errors.As(err, &inv) {
 			t.Fatalf("%s %q: error %T %v is not an invalidError", what, input, err, err)
 		}
-		s := &Service{log: slog.New(slog.DiscardHandler)}
-		if got := status.Code(s.toStatus(context.Background(), err)); got != codes.InvalidArgument {
+		if got := status.Code(newErrorMapper(slog.New(slog.DiscardHandler)).Status(context.Background(), err)); got != codes.InvalidArgument {
 			t.Fatalf("%s %q: mapped to %v, want InvalidArgument", what, input, got)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"flag"
 	"log/slog"
 	"os"
@@ -12,18 +13,19 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	"github.com/tokencart/tokencart/catalogsvc"
+	"github.com/tokencart/tokencart/catalogsvc/store"
 	"github.com/tokencart/tokencart/client"
-	"github.com/tokencart/tokencart/internal/grpcauth/fakeauth"
-	"github.com/tokencart/tokencart/internal/pgtest"
+	"github.com/tokencart/tokencart/internal/expect"
+	"github.com/tokencart/tokencart/internal/grpcauth"
+	"github.com/tokencart/tokencart/internal/grpcauth/grpcauthtest"
 	"github.com/tokencart/tokencart/internal/serve"
+	"github.com/tokencart/tokencart/internal/sqldb/sqldbtest"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -40,7 +42,7 @@ type mode struct {
 
 var modes = []mode{
 	{"sqlite", sqliteDSN, catalogsvc.CartModeStore},
-	{"postgres", pgtest.DSN, catalogsvc.CartModeStore},
+	{"postgres", sqldbtest.DSN, catalogsvc.CartModeStore},
 	{"request", sqliteDSN, catalogsvc.CartModeRequest},
 }
 
@@ -48,20 +50,20 @@ var storeModes = modes[:2]
 
 func sqliteDSN(t testing.TB) string { return filepath.Join(t.TempDir(), "catalog.db") }
 
-// cluster is an authsvc (a fake, or a real one from authtest) and one
+// cluster is an authsvc (a fake, or a real one from authsvctest) and one
 // database that replicas share.
 type cluster struct {
 	t        testing.TB
-	fake     *fakeauth.Server // nil with a real authsvc
+	fake     *grpcauthtest.Server // nil with a real authsvc
 	authAddr string
 	dsn      string
 	cartMode string
 	cartKey  string
 }
 
-func newCluster(t testing.TB, m mode, opts ...fakeauth.Option) *cluster {
+func newCluster(t testing.TB, m mode, opts ...grpcauthtest.Option) *cluster {
 	t.Helper()
-	fake := fakeauth.Start(t, opts...)
+	fake := grpcauthtest.Start(t, opts...)
 	c := newClusterAt(t, m, fake.Addr())
 	c.fake = fake
 	return c
@@ -87,8 +89,8 @@ func (c *cluster) config() catalogsvc.Config {
 	cfg.Serve.ShutdownTimeout = 5 * time.Second
 	cfg.Serve.Logger = testLogger()
 	cfg.DSN, cfg.CartMode, cfg.CartKey = c.dsn, c.cartMode, c.cartKey
-	cfg.AuthAddr = c.authAddr
-	cfg.ServiceCredential = authtest.TestServiceCredential
+	cfg.Auth.Addr = c.authAddr
+	cfg.Auth.ServiceCredential = authsvctest.TestServiceCredential
 	cfg.Auth.RevocationStaleness = 2 * time.Second
 	cfg.CatalogRefresh = 200 * time.Millisecond
 	// Many tests send hundreds of calls a second as one user, or hundreds
@@ -106,9 +108,11 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// replica is a running catalogsvc and a client connection to it.
+// replica is a running catalogsvc, wired as cmd/catalogsvc wires it, and a
+// client connection to it.
 type replica struct {
 	svc     *catalogsvc.Service
+	auth    *grpcauth.Validator
 	srv     *serve.Server
 	addr    string
 	conn    *grpc.ClientConn
@@ -136,24 +140,36 @@ func (c *cluster) startWith(waitReady bool, modify ...func(*catalogsvc.Config)) 
 func startReplica(t testing.TB, cfg catalogsvc.Config, waitReady bool, extra ...serve.Option) *replica {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := catalogsvc.New(ctx, cfg, cfg.Serve.Logger)
+	log := cfg.Serve.Logger
+	st, err := store.Open(ctx, cfg.DSN, log)
 	if err != nil {
 		cancel()
-		t.Fatalf("catalogsvc.New: %v", err)
+		t.Fatalf("store.Open: %v", err)
 	}
-	srv, err := svc.NewServer(extra...)
+	auth, err := grpcauth.Dial(cfg.Auth, log)
 	if err != nil {
 		cancel()
-		t.Fatalf("NewServer: %v (close: %v)", err, svc.Close())
+		t.Fatalf("grpcauth.Dial: %v (close: %v)", err, st.Close())
+	}
+	closeAll := func() error { return errors.Join(auth.Close(), st.Close()) }
+	svc, err := catalogsvc.New(ctx, cfg, st, auth, log)
+	if err != nil {
+		cancel()
+		t.Fatalf("catalogsvc.New: %v (close: %v)", err, closeAll())
+	}
+	srv, err := serve.New(cfg.Serve, append(svc.ServeOptions(), extra...)...)
+	if err != nil {
+		cancel()
+		t.Fatalf("serve.New: %v (close: %v)", err, closeAll())
 	}
 	done := make(chan error, 1)
-	go func() { done <- svc.Serve(ctx, srv) }()
+	go func() { done <- srv.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
+			t.Errorf("Run: %v", err)
 		}
-		if err := svc.Close(); err != nil {
+		if err := closeAll(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 	})
@@ -167,40 +183,21 @@ func startReplica(t testing.TB, cfg catalogsvc.Config, waitReady bool, extra ...
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	r := &replica{svc: svc, srv: srv, addr: srv.GRPCAddr(), conn: conn,
+	r := &replica{svc: svc, auth: auth, srv: srv, addr: srv.GRPCAddr(), conn: conn,
 		catalog: catalogv1.NewCatalogServiceClient(conn), carts: catalogv1.NewCartServiceClient(conn)}
 	if waitReady {
-		waitFor(t, "replica ready", func() bool {
-			v := svc.Validator()
-			return v.Ready(ctx) == nil && (v.Revocations() == nil || !v.Revocations().LastMessage().IsZero())
+		expect.Eventually(t, testTimeout, "replica ready", func() bool {
+			s := auth.Status()
+			return auth.Ready(ctx) == nil && (!s.Local || !s.FeedLastMessage.IsZero())
 		})
 	}
 	return r
-}
-
-// waitFor polls cond until it holds or the test times out.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
 }
 
 func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func wantCode(t testing.TB, err error, want codes.Code) {
-	t.Helper()
-	if got := status.Code(err); got != want {
-		t.Fatalf("code %v (%v), want %v", got, err, want)
-	}
 }
 
 // shopper is one user's cart client. It carries the cart_state from each

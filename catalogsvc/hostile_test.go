@@ -28,20 +28,21 @@ import (
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	"github.com/tokencart/tokencart/catalogsvc"
+	"github.com/tokencart/tokencart/catalogsvc/cartstate"
 	"github.com/tokencart/tokencart/client"
-	"github.com/tokencart/tokencart/internal/cartstate"
-	"github.com/tokencart/tokencart/internal/grpcauth/fakeauth"
+	"github.com/tokencart/tokencart/internal/expect"
+	"github.com/tokencart/tokencart/internal/grpcauth/grpcauthtest"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
-// The hostile-client suite (issue 8 §1): every case is a call a client
-// could make to a real replica over TCP; each asserts the exact gRPC code
-// and that nothing any store holds changed (every row of the catalog,
-// cart and idempotency-key tables; in request mode also the victim's cart
-// as its blob opens). A control case shows that the snapshot does see an
-// accepted change.
+// The hostile-client suite: every case is a call a client could make to a
+// real replica over TCP; each asserts the exact gRPC code and that nothing
+// any store holds changed (every row of the catalog, cart and
+// idempotency-key tables; in request mode also the victim's cart as its
+// blob opens). A control case shows that the snapshot does see an accepted
+// change.
 
 // hostileModes are the modes the suite runs in: the checks sit before the
 // store, so SQLite stands for both store modes; request mode has checks of
@@ -105,9 +106,7 @@ func (tg *target) expect(t *testing.T, want codes.Code, attack func() error) {
 	t.Helper()
 	before := tg.snapshot(t)
 	err := attack()
-	if got := status.Code(err); got != want {
-		t.Errorf("code %v (%v), want %v", got, err, want)
-	}
+	expect.Code(t, "", err, want)
 	if after := tg.snapshot(t); after != before {
 		t.Errorf("the stores changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
@@ -222,7 +221,7 @@ func validJWT(kid, subject string) jwt {
 	return jwt{
 		hdr: map[string]any{"alg": "EdDSA", "typ": token.Type, "kid": kid},
 		payload: map[string]any{
-			"iss": fakeauth.Issuer, "sub": subject, "aud": []string{fakeauth.Audience},
+			"iss": grpcauthtest.Issuer, "sub": subject, "aud": []string{grpcauthtest.Audience},
 			"roles": []string{token.RoleCustomer}, "jti": token.NewID(),
 			"iat": now.Add(-time.Second).Unix(), "nbf": now.Add(-time.Second).Unix(), "exp": now.Add(time.Hour).Unix(),
 		},
@@ -422,7 +421,7 @@ func TestHostileTokens(t *testing.T) {
 // too, or accept up to --token-lifetime of the old rights.
 func TestHostileTokensRealAuthsvc(t *testing.T) {
 	t.Parallel()
-	auth := authtest.Start(t, authtest.Options{})
+	auth := authsvctest.Start(t, authsvctest.Options{})
 	c := newClusterAt(t, modes[0], auth.GRPCAddr)
 	r := c.start()
 	user, raw := auth.NewCustomer(t)
@@ -434,10 +433,10 @@ func TestHostileTokensRealAuthsvc(t *testing.T) {
 		_, revokedRaw := auth.NewCustomer(t)
 		s := c.shopperWithToken(r, revokedRaw)
 		s.get().must(t) // verified and cached before the revocation
-		if _, err := auth.Client.Logout(authtest.WithToken(testContext(t), revokedRaw), &authv1.LogoutRequest{}); err != nil {
+		if _, err := auth.Client.Logout(authsvctest.WithToken(testContext(t), revokedRaw), &authv1.LogoutRequest{}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "revocation", func() bool { return status.Code(s.get().err) == codes.Unauthenticated })
+		expect.Eventually(t, testTimeout, "revocation", func() bool { return status.Code(s.get().err) == codes.Unauthenticated })
 		tg.expect(t, codes.Unauthenticated, func() error { return s.add(espresso, 1).err })
 	})
 
@@ -445,7 +444,7 @@ func TestHostileTokensRealAuthsvc(t *testing.T) {
 		if _, err := authDB.Exec(`DELETE FROM users WHERE id = ?`, user.GetId()); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := auth.Client.GetMe(authtest.WithToken(testContext(t), raw), &authv1.GetMeRequest{}); err == nil {
+		if _, err := auth.Client.GetMe(authsvctest.WithToken(testContext(t), raw), &authv1.GetMeRequest{}); err == nil {
 			t.Log("note: authsvc's GetMe still answers for the deleted user")
 		}
 		checkCart(t, r, tg.victim.add(kenya, 1).must(t), 2, line{espresso, 1}, line{kenya, 1})
@@ -454,15 +453,15 @@ func TestHostileTokensRealAuthsvc(t *testing.T) {
 	t.Run("demoted admin: admin rights until exp or revocation", func(t *testing.T) {
 		adminRaw := auth.AdminToken(t)
 		admin := client.WithToken(testContext(t), adminRaw)
-		if _, err := authDB.Exec(`UPDATE users SET roles = 'customer' WHERE email = ?`, authtest.AdminEmail); err != nil {
+		if _, err := authDB.Exec(`UPDATE users SET roles = 'customer' WHERE email = ?`, authsvctest.AdminEmail); err != nil {
 			t.Fatal(err)
 		}
 		upsert(t, r, admin, "after-demotion", 1, 0) // still admin: the token says so
 		// Revoking the token is what takes the rights away.
-		if _, err := auth.Client.Logout(authtest.WithToken(testContext(t), adminRaw), &authv1.LogoutRequest{}); err != nil {
+		if _, err := auth.Client.Logout(authsvctest.WithToken(testContext(t), adminRaw), &authv1.LogoutRequest{}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "revocation", func() bool {
+		expect.Eventually(t, testTimeout, "revocation", func() bool {
 			_, err := r.catalog.DeleteProduct(admin, &catalogv1.DeleteProductRequest{ProductId: "no-such-product"})
 			return status.Code(err) == codes.Unauthenticated
 		})
@@ -471,7 +470,7 @@ func TestHostileTokensRealAuthsvc(t *testing.T) {
 			return err
 		})
 		// A new login carries the new roles.
-		customer := client.WithToken(testContext(t), auth.Login(t, authtest.AdminEmail).GetAccessToken())
+		customer := client.WithToken(testContext(t), auth.Login(t, authsvctest.AdminEmail).GetAccessToken())
 		tg.expect(t, codes.PermissionDenied, func() error {
 			_, err := r.catalog.DeleteProduct(customer, &catalogv1.DeleteProductRequest{ProductId: "after-demotion"})
 			return err
@@ -682,7 +681,7 @@ func bulkProducts(t *testing.T, tg *target, n int) []string {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "bulk products in the catalog", func() bool {
+	expect.Eventually(t, testTimeout, "bulk products in the catalog", func() bool {
 		_, err := tg.r.catalog.GetProduct(testContext(t), &catalogv1.GetProductRequest{ProductId: ids[n-1]})
 		return err == nil
 	})

@@ -16,16 +16,17 @@ import (
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	"github.com/tokencart/tokencart/catalogsvc"
+	"github.com/tokencart/tokencart/catalogsvc/store"
 	"github.com/tokencart/tokencart/client"
-	"github.com/tokencart/tokencart/internal/leaktest"
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
 // addKey adds a cart key (base64, as configured) in every spelling a log
 // could carry it.
-func addKey(s leaktest.Secrets, name, b64 string) {
+func addKey(s expect.Secrets, name, b64 string) {
 	raw, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
 		panic(err)
@@ -41,15 +42,15 @@ func addKey(s leaktest.Secrets, name, b64 string) {
 // nothing of its cause (which the log has).
 func TestNoSecretsInLogs(t *testing.T) {
 	t.Parallel()
-	auth := authtest.Start(t, authtest.Options{})
+	auth := authsvctest.Start(t, authsvctest.Options{})
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
-			logs := &leaktest.Log{}
+			logs := &expect.LogBuffer{}
 			log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			c := newClusterAt(t, m, auth.GRPCAddr)
-			s := leaktest.Secrets{}
-			s.Add("password", authtest.Password)
+			s := expect.Secrets{}
+			s.Add("password", authsvctest.Password)
 			if strings.HasPrefix(c.dsn, "postgres") {
 				var pw string
 				c.dsn, pw = withPassword(t, c.dsn)
@@ -66,16 +67,16 @@ func TestNoSecretsInLogs(t *testing.T) {
 			session(t, c, r, auth, s)
 			// A replica that cannot reach its database fails to start with
 			// an error (which main logs) that names no password.
-			bad := c.config()
-			bad.DSN = "postgres://catalog:" + url.QueryEscape("p@ss-"+c.cartKey[:12]) + "@127.0.0.1:1/catalog?connect_timeout=1"
-			if _, err := catalogsvc.New(testContext(t), bad, log); err == nil {
+			bad := "postgres://catalog:" + url.QueryEscape("p@ss-"+c.cartKey[:12]) + "@127.0.0.1:1/catalog?connect_timeout=1"
+			if st, err := store.Open(testContext(t), bad, log); err == nil {
+				st.Close()
 				t.Error("replica started without its database")
 			} else if strings.Contains(err.Error(), c.cartKey[:12]) {
 				t.Errorf("startup error names the DSN password: %v", err)
 			}
 
 			out := logs.String()
-			leaktest.Check(t, out, s)
+			expect.NoSecrets(t, out, s)
 			if n := strings.Count(out, "\n"); n < 20 || !strings.Contains(out, "CartService") {
 				t.Errorf("only %d log lines, none about carts: is the log captured?", n)
 			}
@@ -88,7 +89,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 
 // session is a shopper's and an attacker's session against r; every token
 // it uses goes into s.
-func session(t *testing.T, c *cluster, r *replica, auth *authtest.Server, s leaktest.Secrets) {
+func session(t *testing.T, c *cluster, r *replica, auth *authsvctest.Server, s expect.Secrets) {
 	t.Helper()
 	user := "leak-" + sanitize(t.Name()) + "@authtest.example"
 	auth.Register(t, user)
@@ -101,28 +102,28 @@ func session(t *testing.T, c *cluster, r *replica, auth *authtest.Server, s leak
 	sh.add(espresso, 2, withRequestID("leak-1")).must(t)
 	sh.set(kenya, 3).must(t)
 	sh.get().must(t)
-	wantCode(t, sh.add(espresso, 2, withRequestID("leak-1"), expecting(0)).err, codes.InvalidArgument)
-	wantCode(t, sh.add(espresso, 5000).err, codes.InvalidArgument)
-	wantCode(t, sh.add("no-such-product", 1).err, codes.NotFound)
-	wantCode(t, sh.remove(kenya, expecting(99)).err, codes.Aborted)
-	wantCode(t, sh.add(espresso, 998).err, codes.FailedPrecondition)
+	expect.MustCode(t, "", sh.add(espresso, 2, withRequestID("leak-1"), expecting(0)).err, codes.InvalidArgument)
+	expect.MustCode(t, "", sh.add(espresso, 5000).err, codes.InvalidArgument)
+	expect.MustCode(t, "", sh.add("no-such-product", 1).err, codes.NotFound)
+	expect.MustCode(t, "", sh.remove(kenya, expecting(99)).err, codes.Aborted)
+	expect.MustCode(t, "", sh.add(espresso, 998).err, codes.FailedPrecondition)
 	sh.remove(kenya).must(t)
 
 	admin := auth.AdminToken(t)
 	s.AddToken("admin token", admin)
 	upsert(t, r, client.WithToken(testContext(t), admin), "leak-test-product", 3, 0)
 	_, err := r.catalog.UpsertProduct(sh.ctx, &catalogv1.UpsertProductRequest{Product: &catalogv1.Product{Id: "x"}})
-	wantCode(t, err, codes.PermissionDenied)
+	expect.MustCode(t, "", err, codes.PermissionDenied)
 
 	if c.cartMode == catalogsvc.CartModeRequest {
 		good := sh.state
 		tampered := bytes.Clone(good)
 		tampered[len(tampered)-1] ^= 1
 		sh.state = tampered
-		wantCode(t, sh.get().err, codes.InvalidArgument)
-		other := c.shopperWithToken(r, auth.Login(t, authtest.AdminEmail).GetAccessToken())
+		expect.MustCode(t, "", sh.get().err, codes.InvalidArgument)
+		other := c.shopperWithToken(r, auth.Login(t, authsvctest.AdminEmail).GetAccessToken())
 		other.state = good
-		wantCode(t, other.get().err, codes.PermissionDenied)
+		expect.MustCode(t, "", other.get().err, codes.PermissionDenied)
 		sh.state = good
 	}
 
@@ -145,12 +146,12 @@ func session(t *testing.T, c *cluster, r *replica, auth *authtest.Server, s leak
 	for name, f := range forged {
 		s.AddToken(name, f)
 		_, err := r.carts.GetCart(client.WithToken(testContext(t), f), &catalogv1.GetCartRequest{})
-		wantCode(t, err, codes.Unauthenticated)
+		expect.MustCode(t, "", err, codes.Unauthenticated)
 	}
 
 	// A store failure: Internal, with nothing of its cause for the client.
 	if c.cartMode == catalogsvc.CartModeStore && !strings.HasPrefix(c.dsn, "postgres") {
-		corrupt := c.shopperWithToken(r, auth.Login(t, authtest.AdminEmail).GetAccessToken())
+		corrupt := c.shopperWithToken(r, auth.Login(t, authsvctest.AdminEmail).GetAccessToken())
 		corrupt.add(espresso, 1).must(t)
 		db := openSQLite(t, c.dsn)
 		if _, err := db.Exec(`UPDATE carts SET lines = '{not json' WHERE lines LIKE '%espresso%' AND version = 1`); err != nil {
@@ -163,11 +164,11 @@ func session(t *testing.T, c *cluster, r *replica, auth *authtest.Server, s leak
 	}
 
 	// Logout: the token is refused once the revocation arrives.
-	if _, err := auth.Client.Logout(authtest.WithToken(testContext(t), raw), &authv1.LogoutRequest{RefreshToken: login.GetRefreshToken()}); err != nil {
+	if _, err := auth.Client.Logout(authsvctest.WithToken(testContext(t), raw), &authv1.LogoutRequest{RefreshToken: login.GetRefreshToken()}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "revocation", func() bool { return status.Code(sh.get().err) == codes.Unauthenticated })
-	wantCode(t, sh.add(espresso, 1).err, codes.Unauthenticated)
+	expect.Eventually(t, testTimeout, "revocation", func() bool { return status.Code(sh.get().err) == codes.Unauthenticated })
+	expect.MustCode(t, "", sh.add(espresso, 1).err, codes.Unauthenticated)
 }
 
 // withPassword returns dsn with a password, and the password: its own if

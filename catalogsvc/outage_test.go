@@ -7,7 +7,8 @@ import (
 
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 
-	"github.com/tokencart/tokencart/internal/pgtest"
+	"github.com/tokencart/tokencart/internal/expect"
+	"github.com/tokencart/tokencart/internal/sqldb/sqldbtest"
 )
 
 // TestStoreOutage cuts the replica's connection to PostgreSQL: cart calls
@@ -16,7 +17,7 @@ import (
 // mutation resent with its request_id is applied once.
 func TestStoreOutage(t *testing.T) {
 	c := newCluster(t, storeModes[1])
-	link, viaLink := pgtest.NewLink(t, c.dsn)
+	link, viaLink := sqldbtest.NewLink(t, c.dsn)
 	c.dsn = viaLink
 	r := c.start()
 	s := c.shopper(r, "outage-shopper")
@@ -25,15 +26,15 @@ func TestStoreOutage(t *testing.T) {
 	}
 
 	link.Cut()
-	wantCode(t, s.add(kenya, 2, withRequestID("outage-2")).err, codes.Unavailable)
-	wantCode(t, s.get().err, codes.Unavailable)
+	expect.MustCode(t, "", s.add(kenya, 2, withRequestID("outage-2")).err, codes.Unavailable)
+	expect.MustCode(t, "", s.get().err, codes.Unavailable)
 	if _, err := r.catalog.GetProduct(testContext(t), &catalogv1.GetProductRequest{ProductId: kenya}); err != nil {
 		t.Fatalf("GetProduct during the outage: %v", err)
 	}
 
 	link.Restore()
 	var cart *catalogv1.Cart
-	waitFor(t, "the store to answer again", func() bool {
+	expect.Eventually(t, testTimeout, "the store to answer again", func() bool {
 		res := s.add(kenya, 2, withRequestID("outage-2"))
 		cart = res.cart
 		return res.err == nil

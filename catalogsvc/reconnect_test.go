@@ -8,10 +8,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	"github.com/tokencart/tokencart/client"
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
-	"github.com/tokencart/tokencart/internal/grpcauth/fakeauth"
+	"github.com/tokencart/tokencart/internal/grpcauth/grpcauthtest"
 )
 
 // authsvcOutage is long enough for gRPC's default reconnection backoff
@@ -27,7 +27,7 @@ func TestBackWithinSecondsOfAuthsvc(t *testing.T) {
 		t.Skip("a 35-second outage")
 	}
 	t.Parallel()
-	c := newCluster(t, modes[0], fakeauth.WithServiceCredential(authtest.TestServiceCredential))
+	c := newCluster(t, modes[0], grpcauthtest.WithServiceCredential(authsvctest.TestServiceCredential))
 	r := c.start()
 	tok := c.fake.Mint(t, "returning-shopper")
 	getCart := func() error {

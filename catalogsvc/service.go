@@ -18,16 +18,13 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	grpcratelimit "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"golang.org/x/sync/errgroup"
@@ -37,14 +34,11 @@ import (
 
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 
-	"github.com/tokencart/tokencart/catalogsvc/cart"
-	"github.com/tokencart/tokencart/catalogsvc/store"
-	"github.com/tokencart/tokencart/client"
-	"github.com/tokencart/tokencart/internal/cartstate"
+	"github.com/tokencart/tokencart/catalogsvc/cartstate"
 	"github.com/tokencart/tokencart/internal/grpcauth"
 	"github.com/tokencart/tokencart/internal/ratelimit"
+	"github.com/tokencart/tokencart/internal/rpcerr"
 	"github.com/tokencart/tokencart/internal/serve"
-	"github.com/tokencart/tokencart/internal/sqldb"
 )
 
 // PublicMethods are the methods callable without a token: catalog reads.
@@ -58,141 +52,96 @@ var PublicMethods = []string{
 // pruneEvery is how often expired idempotency keys are deleted.
 const pruneEvery = 10 * time.Minute
 
-// database is what the service needs from its store; store.SQLite and
-// store.Postgres provide it.
-type database interface {
-	Ping(ctx context.Context) error
-	Close() error
-	CatalogVersion(ctx context.Context) (int64, error)
-	Products(ctx context.Context) ([]store.Product, error)
-	UpsertProduct(ctx context.Context, p store.Product) error
-	DeleteProduct(ctx context.Context, id string) error
-	SeedProducts(ctx context.Context, products []store.Product) (bool, error)
-	Cart(ctx context.Context, owner string) (cart.Cart, error)
-	MutateCart(ctx context.Context, owner string, req store.Request, apply store.ApplyFunc) (cart.Cart, error)
-	PruneRequests(ctx context.Context, cutoff time.Time) (int64, error)
-}
-
 // Service is one catalogsvc replica: the gRPC handlers and the background
-// work that keeps its caches fresh. Build it with New, get its server with
-// NewServer, run both with Serve, and Close it after. (Register, AuthFunc,
-// Ready and Run are the parts, for a server built some other way.)
+// work that keeps its caches fresh. Build it with New and serve it with
+// serve.New(cfg.Serve, svc.ServeOptions()...).
 type Service struct {
 	cfg       Config
 	log       *slog.Logger
-	db        database
+	store     Store
 	carts     cartBackend
-	authConn  *grpc.ClientConn
 	validator *grpcauth.Validator
+	limiter   *ratelimit.PerCaller // nil when rate limiting is off
+	statuses  *rpcerr.Mapper
 
 	snap     atomic.Pointer[snapshot]
 	reloadMu sync.Mutex // serialises snapshot reloads, so an older one never replaces a newer
 }
 
-// New opens the database (migrating it, and seeding the catalog on first
-// start when cfg.Seed), loads the catalog snapshot and prepares token
-// validation against authsvc at cfg.AuthAddr (connected lazily).
-func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
+// New returns the service over store, checking tokens with validator (see
+// grpcauth.Dial), which it keeps fresh while it runs. It seeds the catalog
+// on first start when cfg.Seed, and loads the catalog snapshot. The caller
+// closes store and validator after the service has stopped.
+func New(ctx context.Context, cfg Config, store Store, validator *grpcauth.Validator, log *slog.Logger) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: log}
-	var err error
-	if sqldb.IsPostgres(cfg.DSN) {
-		s.db, err = store.OpenPostgres(ctx, cfg.DSN, log)
-	} else {
-		s.db, err = store.OpenSQLite(ctx, cfg.DSN, log)
+	s := &Service{cfg: cfg, log: log, store: store, validator: validator, statuses: newErrorMapper(log)}
+	if cfg.Seed {
+		seed, err := SeedProducts()
+		if err != nil {
+			return nil, err
+		}
+		seeded, err := store.SeedProducts(ctx, seed)
+		if err != nil {
+			return nil, err
+		}
+		if seeded {
+			log.InfoContext(ctx, "seed catalog loaded", "products", len(seed))
+		}
 	}
-	if err != nil {
-		return nil, err
+	if err := s.refreshCatalog(ctx); err != nil {
+		return nil, fmt.Errorf("load catalog: %w", err)
 	}
-	if err := s.init(ctx); err != nil {
-		return nil, errors.Join(err, s.db.Close())
+	switch cfg.CartMode {
+	case CartModeRequest:
+		current, old, err := cfg.cartKeys()
+		if err != nil {
+			return nil, err
+		}
+		sealer, err := cartstate.New(current, old...)
+		if err != nil {
+			return nil, err
+		}
+		s.carts = cartstate.NewCarts(sealer)
+	default:
+		s.carts = storeCarts{store: store}
+	}
+	if cfg.RateLimit > 0 {
+		lim, err := ratelimit.New(cfg.RateLimit, cfg.RateBurst, cfg.RateLimitCallers, grpcauth.CallerKey(cfg.Auth.Guard.TrustedProxyHops))
+		if err != nil {
+			return nil, err
+		}
+		s.limiter = lim
 	}
 	return s, nil
 }
 
-func (s *Service) init(ctx context.Context) error {
-	if s.cfg.Seed {
-		seed, err := SeedProducts()
-		if err != nil {
-			return err
-		}
-		seeded, err := s.db.SeedProducts(ctx, seed)
-		if err != nil {
-			return err
-		}
-		if seeded {
-			s.log.InfoContext(ctx, "seed catalog loaded", "products", len(seed))
-		}
+// ServeOptions are the service's part of its server: the catalog and cart
+// services; every method but PublicMethods needs a valid token; each caller
+// is rate-limited (cfg.RateLimit); errors are mapped to statuses once, at
+// the edge; the replica is ready once authsvc's key set is loaded and the
+// store answers; and Run goes on for as long as the server serves.
+func (s *Service) ServeOptions() []serve.Option {
+	unary := []grpc.UnaryServerInterceptor{}
+	if s.limiter != nil {
+		unary = append(unary, rateLimitInterceptor(s.limiter))
 	}
-	if err := s.refreshCatalog(ctx); err != nil {
-		return fmt.Errorf("load catalog: %w", err)
+	return []serve.Option{
+		serve.WithService(&catalogv1.CatalogService_ServiceDesc, catalogServer{s: s}),
+		serve.WithService(&catalogv1.CartService_ServiceDesc, cartServer{s: s}),
+		serve.WithAuth(grpcauth.AuthFunc(s.validator), PublicMethods),
+		serve.WithReadiness("authsvc key set", s.validator.Ready),
+		serve.WithReadiness("store", s.store.Ping),
+		serve.WithCollectors(s.validator.Collectors()...),
+		serve.WithUnaryInterceptors(append(unary, s.statuses.UnaryServerInterceptor())...),
+		serve.WithBackground(s.Run),
 	}
-
-	switch s.cfg.CartMode {
-	case CartModeRequest:
-		current, old, err := s.cfg.cartKeys()
-		if err != nil {
-			return err
-		}
-		sealer, err := cartstate.New(current, old...)
-		if err != nil {
-			return err
-		}
-		s.carts = requestCarts{sealer: sealer}
-	default:
-		s.carts = storeCarts{db: s.db}
-	}
-
-	creds, err := s.cfg.authCredentials()
-	if err != nil {
-		return fmt.Errorf("authsvc TLS: %w", err)
-	}
-	dialOpts := []grpc.DialOption{
-		grpc.WithTransportCredentials(creds),
-		// Back within seconds of authsvc, however long it was away.
-		grpc.WithConnectParams(client.ConnectParams),
-	}
-	if s.cfg.ServiceCredential != "" {
-		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(grpcauth.ServiceCredential(strings.TrimSpace(s.cfg.ServiceCredential))))
-	}
-	conn, err := grpc.NewClient(s.cfg.AuthAddr, dialOpts...)
-	if err != nil {
-		return fmt.Errorf("authsvc client: %w", err)
-	}
-	authCfg := s.cfg.Auth
-	authCfg.Guard.TrustedProxyHops = s.cfg.TrustedProxyHops
-	authCfg.Log = s.log.With("component", "grpcauth")
-	v, err := grpcauth.NewValidator(conn, authCfg)
-	if err != nil {
-		conn.Close()
-		return err
-	}
-	s.authConn, s.validator = conn, v
-	return nil
 }
 
-// Register registers the catalog and cart services on r.
-func (s *Service) Register(r grpc.ServiceRegistrar) {
-	catalogv1.RegisterCatalogServiceServer(r, catalogServer{s: s})
-	catalogv1.RegisterCartServiceServer(r, cartServer{s: s})
-}
-
-// AuthFunc returns the token check for go-grpc-middleware's auth
-// interceptor (serve.WithAuth), to be applied to every method but
-// PublicMethods.
-func (s *Service) AuthFunc() auth.AuthFunc { return grpcauth.AuthFunc(s.validator) }
-
-// Ready is the readiness check: an error until authsvc's key set is loaded.
-func (s *Service) Ready(ctx context.Context) error { return s.validator.Ready(ctx) }
-
-// Validator returns the token validator, for tests and diagnostics.
-func (s *Service) Validator() *grpcauth.Validator { return s.validator }
-
-// Run does the background work until ctx is done: the key-set refresh and
-// revocation feed, the catalog poll, and (store mode) the pruning of expired
-// idempotency keys. It returns nil when ctx is done.
+// Run does the background work until ctx is done: the token validator's
+// key-set refresh and revocation feed, the catalog poll, and (store mode)
+// the pruning of expired idempotency keys. It returns nil when ctx is done.
 func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.validator.Run(ctx) })
@@ -201,11 +150,6 @@ func (s *Service) Run(ctx context.Context) error {
 		g.Go(func() error { return s.pruneRequests(ctx) })
 	}
 	return g.Wait()
-}
-
-// Close releases the database and the authsvc connection.
-func (s *Service) Close() error {
-	return errors.Join(s.authConn.Close(), s.db.Close())
 }
 
 func (s *Service) pruneRequests(ctx context.Context) error {
@@ -219,7 +163,7 @@ func (s *Service) pruneRequests(ctx context.Context) error {
 		}
 		// An hour past the retention, so a key is kept at least that long
 		// whatever the clocks of the replicas say.
-		n, err := s.db.PruneRequests(ctx, time.Now().Add(-store.RequestRetention-time.Hour))
+		n, err := s.store.PruneRequests(ctx, time.Now().Add(-requestRetention-time.Hour))
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "pruning idempotency keys failed", "error", err)
 		} else if n > 0 {
@@ -233,13 +177,13 @@ var seedJSON []byte
 
 // SeedProducts returns the built-in catalog, each product checked by the
 // same rules as UpsertProduct.
-func SeedProducts() ([]store.Product, error) {
+func SeedProducts() ([]Product, error) {
 	var raw []json.RawMessage
 	if err := json.Unmarshal(seedJSON, &raw); err != nil {
 		return nil, fmt.Errorf("seed catalog: %w", err)
 	}
 	now := time.Now()
-	out := make([]store.Product, 0, len(raw))
+	out := make([]Product, 0, len(raw))
 	for i, r := range raw {
 		p := &catalogv1.Product{}
 		if err := protojson.Unmarshal(r, p); err != nil {
@@ -251,33 +195,6 @@ func SeedProducts() ([]store.Product, error) {
 		out = append(out, fromProto(p, now))
 	}
 	return out, nil
-}
-
-// NewServer builds the replica's gRPC and admin server from cfg.Serve, with
-// s's services registered: every method but PublicMethods needs a valid
-// token, each caller is rate-limited (cfg.RateLimit), and the replica is
-// ready once authsvc's key set is loaded. extra options come after these
-// (their interceptors run inside the rate limit); mains pass none.
-func (s *Service) NewServer(extra ...serve.Option) (*serve.Server, error) {
-	opts := []serve.Option{
-		serve.WithAuth(s.AuthFunc(), PublicMethods),
-		serve.WithReadiness("authsvc key set", s.Ready),
-		serve.WithReadiness("store", s.db.Ping),
-		serve.WithCollectors(s.validator.Collectors()...),
-	}
-	if s.cfg.RateLimit > 0 {
-		lim, err := ratelimit.New(s.cfg.RateLimit, s.cfg.RateBurst, s.cfg.RateLimitCallers, grpcauth.CallerKey(s.cfg.TrustedProxyHops))
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, serve.WithUnaryInterceptors(rateLimitInterceptor(lim)))
-	}
-	srv, err := serve.New(s.cfg.Serve, append(opts, extra...)...)
-	if err != nil {
-		return nil, err
-	}
-	s.Register(srv.GRPC())
-	return srv, nil
 }
 
 // rateLimitInterceptor is go-grpc-middleware's rate limit with lim, for
@@ -292,17 +209,4 @@ func rateLimitInterceptor(lim *ratelimit.PerCaller) grpc.UnaryServerInterceptor 
 		return c.Service != healthpb.Health_ServiceDesc.ServiceName
 	})
 	return selector.UnaryServerInterceptor(grpcratelimit.UnaryServerInterceptor(lim), notHealth)
-}
-
-// Serve runs srv until ctx is done, and s's background work for as long as
-// srv serves (through the drain, so tokens are still checked against a
-// fresh key set and revocation feed until the last call). It returns srv's
-// error.
-func (s *Service) Serve(ctx context.Context, srv *serve.Server) error {
-	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan error, 1)
-	go func() { done <- s.Run(bg) }()
-	err := srv.Run(ctx)
-	stop()
-	return errors.Join(err, <-done)
 }

@@ -14,7 +14,6 @@ import (
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 
 	"github.com/tokencart/tokencart/catalogsvc/cart"
-	"github.com/tokencart/tokencart/catalogsvc/store"
 )
 
 // snapshot is an immutable copy of the whole catalog, which every read is
@@ -30,7 +29,7 @@ type snapshot struct {
 	text     []string // per product: lower-cased name, description and category, for search
 }
 
-func newSnapshot(version int64, ps []store.Product) *snapshot {
+func newSnapshot(version int64, ps []Product) *snapshot {
 	s := &snapshot{
 		version:  version,
 		products: make([]*catalogv1.Product, 0, len(ps)),
@@ -70,7 +69,7 @@ func (s *snapshot) page(after string, size int, match func(i int) bool) ([]*cata
 	return out, false
 }
 
-func toProto(p store.Product) *catalogv1.Product {
+func toProto(p Product) *catalogv1.Product {
 	return &catalogv1.Product{
 		Id: p.ID, Name: p.Name, Description: p.Description, Category: p.Category,
 		Price:      &catalogv1.Money{CurrencyCode: p.Currency, Units: p.Units, Nanos: p.Nanos},
@@ -78,8 +77,8 @@ func toProto(p store.Product) *catalogv1.Product {
 	}
 }
 
-func fromProto(p *catalogv1.Product, now time.Time) store.Product {
-	return store.Product{
+func fromProto(p *catalogv1.Product, now time.Time) Product {
+	return Product{
 		ID: p.GetId(), Name: p.GetName(), Description: p.GetDescription(), Category: p.GetCategory(),
 		Currency: p.GetPrice().GetCurrencyCode(), Units: p.GetPrice().GetUnits(), Nanos: p.GetPrice().GetNanos(),
 		UpdateTime: time.UnixMicro(now.UnixMicro()).UTC(),
@@ -94,14 +93,14 @@ func fromProto(p *catalogv1.Product, now time.Time) store.Product {
 func (s *Service) refreshCatalog(ctx context.Context) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	v, err := s.db.CatalogVersion(ctx)
+	v, err := s.store.CatalogVersion(ctx)
 	if err != nil {
 		return err
 	}
 	if cur := s.snap.Load(); cur != nil && cur.version == v {
 		return nil
 	}
-	ps, err := s.db.Products(ctx)
+	ps, err := s.store.Products(ctx)
 	if err != nil {
 		return err
 	}

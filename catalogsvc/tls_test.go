@@ -9,9 +9,10 @@ import (
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
 
 	"github.com/tokencart/tokencart/authsvc"
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/tlsconfig"
-	"github.com/tokencart/tokencart/internal/tlsconfig/tlstest"
+	"github.com/tokencart/tokencart/internal/tlsconfig/tlsconfigtest"
 )
 
 // TestAuthsvcOverTLS runs a real authsvc that requires TLS 1.3, and one
@@ -23,12 +24,12 @@ import (
 // certificate never gets a key set, so stays NOT_SERVING.
 func TestAuthsvcOverTLS(t *testing.T) {
 	t.Parallel()
-	serverCA, clientCA, otherCA := tlstest.NewCA(t, "server-ca"), tlstest.NewCA(t, "client-ca"), tlstest.NewCA(t, "other-ca")
+	serverCA, clientCA, otherCA := tlsconfigtest.NewCA(t, "server-ca"), tlsconfigtest.NewCA(t, "client-ca"), tlsconfigtest.NewCA(t, "other-ca")
 	serverCert := serverCA.Server(t)
 	goodClient, foreignClient := clientCA.Client(t, "catalogsvc"), otherCA.Client(t, "catalogsvc")
 
-	startAuth := func(mutual bool) *authtest.Server {
-		return authtest.Start(t, authtest.Options{Configure: func(c *authsvc.Config) {
+	startAuth := func(mutual bool) *authsvctest.Server {
+		return authsvctest.Start(t, authsvctest.Options{Configure: func(c *authsvc.Config) {
 			c.Serve.TLSCertFile, c.Serve.TLSKeyFile = serverCert.CertFile, serverCert.KeyFile
 			if mutual {
 				c.Serve.TLSClientCAFile = clientCA.File
@@ -39,17 +40,17 @@ func TestAuthsvcOverTLS(t *testing.T) {
 
 	tests := []struct {
 		name      string
-		auth      *authtest.Server
+		auth      *authsvctest.Server
 		ca        string
-		cert      tlstest.KeyPair
+		cert      tlsconfigtest.KeyPair
 		wantReady bool
 	}{
-		{"tls", tlsAuth, serverCA.File, tlstest.KeyPair{}, true},
+		{"tls", tlsAuth, serverCA.File, tlsconfigtest.KeyPair{}, true},
 		{"tls, client certificate not asked for", tlsAuth, serverCA.File, goodClient, true},
-		{"tls, wrong CA", tlsAuth, otherCA.File, tlstest.KeyPair{}, false},
-		{"tls, plaintext client", tlsAuth, "", tlstest.KeyPair{}, false},
+		{"tls, wrong CA", tlsAuth, otherCA.File, tlsconfigtest.KeyPair{}, false},
+		{"tls, plaintext client", tlsAuth, "", tlsconfigtest.KeyPair{}, false},
 		{"mtls", mtlsAuth, serverCA.File, goodClient, true},
-		{"mtls, no client certificate", mtlsAuth, serverCA.File, tlstest.KeyPair{}, false},
+		{"mtls, no client certificate", mtlsAuth, serverCA.File, tlsconfigtest.KeyPair{}, false},
 		{"mtls, client certificate of another CA", mtlsAuth, serverCA.File, foreignClient, false},
 		{"mtls, wrong CA", mtlsAuth, otherCA.File, goodClient, false},
 	}
@@ -58,7 +59,7 @@ func TestAuthsvcOverTLS(t *testing.T) {
 			t.Parallel()
 			c := newClusterAt(t, modes[0], tt.auth.GRPCAddr)
 			cfg := c.config()
-			cfg.AuthTLSCA, cfg.AuthTLSCert, cfg.AuthTLSKey = tt.ca, tt.cert.CertFile, tt.cert.KeyFile
+			cfg.Auth.TLSCA, cfg.Auth.TLSCert, cfg.Auth.TLSKey = tt.ca, tt.cert.CertFile, tt.cert.KeyFile
 			r := startReplica(t, cfg, tt.wantReady)
 			health := healthpb.NewHealthClient(r.conn)
 			check := func() healthpb.HealthCheckResponse_ServingStatus {
@@ -71,15 +72,14 @@ func TestAuthsvcOverTLS(t *testing.T) {
 			if !tt.wantReady {
 				// Wait for evidence, not time: a few key-set fetches have
 				// been made, and every one failed.
-				waitFor(t, "failed key-set fetches", func() bool {
-					_, failed := r.svc.Validator().Keys().Fetches()
-					return failed >= 3
+				expect.Eventually(t, testTimeout, "failed key-set fetches", func() bool {
+					return r.auth.Status().KeyFetchFailures >= 3
 				})
-				if keys := r.svc.Validator().Keys(); keys.KeySet() != nil || r.svc.Ready(testContext(t)) == nil {
-					t.Fatalf("a key set was loaded (%v) or the replica is ready (%v)", keys.KeySet().KeyIDs(), r.svc.Ready(testContext(t)))
+				if r.auth.Status().KeySetLoaded || r.auth.Ready(testContext(t)) == nil {
+					t.Fatalf("a key set was loaded or the replica is ready (%v)", r.auth.Ready(testContext(t)))
 				}
-				waitFor(t, "health NOT_SERVING", func() bool { return check() == healthpb.HealthCheckResponse_NOT_SERVING })
-				if !r.svc.Validator().Revocations().LastMessage().IsZero() {
+				expect.Eventually(t, testTimeout, "health NOT_SERVING", func() bool { return check() == healthpb.HealthCheckResponse_NOT_SERVING })
+				if !r.auth.Status().FeedLastMessage.IsZero() {
 					t.Error("revocation feed delivered a message")
 				}
 				return
@@ -96,7 +96,7 @@ func TestAuthsvcOverTLS(t *testing.T) {
 
 // loginOverTLS registers a customer at the authsvc at addr over (m)TLS and
 // returns an access token.
-func loginOverTLS(t *testing.T, addr, caFile string, cert tlstest.KeyPair) string {
+func loginOverTLS(t *testing.T, addr, caFile string, cert tlsconfigtest.KeyPair) string {
 	t.Helper()
 	creds, err := tlsconfig.Client(caFile, cert.CertFile, cert.KeyFile, "")
 	if err != nil {
@@ -109,10 +109,10 @@ func loginOverTLS(t *testing.T, addr, caFile string, cert tlstest.KeyPair) strin
 	defer conn.Close()
 	client := authv1.NewAuthServiceClient(conn)
 	email := "tls-user-" + sanitize(t.Name()) + "@authtest.example"
-	if _, err := client.Register(testContext(t), &authv1.RegisterRequest{Email: email, Password: authtest.Password}); err != nil {
+	if _, err := client.Register(testContext(t), &authv1.RegisterRequest{Email: email, Password: authsvctest.Password}); err != nil {
 		t.Fatalf("Register over TLS: %v", err)
 	}
-	resp, err := client.Login(testContext(t), &authv1.LoginRequest{Email: email, Password: authtest.Password})
+	resp, err := client.Login(testContext(t), &authv1.LoginRequest{Email: email, Password: authsvctest.Password})
 	if err != nil {
 		t.Fatalf("Login over TLS: %v", err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/serve"
 )
 
@@ -152,7 +153,7 @@ func TestMaxConcurrentStreams(t *testing.T) {
 		// (or all that remain), so the excess has every chance to crowd in.
 		for i := range calls {
 			<-entered
-			waitFor(t, "handlers to fill", func() bool { return inflight.Load() == int64(min(limit, calls-i)) })
+			expect.Eventually(t, testTimeout, "handlers to fill", func() bool { return inflight.Load() == int64(min(limit, calls-i)) })
 			release <- struct{}{}
 		}
 		wg.Wait()

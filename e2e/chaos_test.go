@@ -24,7 +24,7 @@ import (
 	"github.com/tokencart/tokencart/client"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
-	"github.com/tokencart/tokencart/internal/pgtest"
+	"github.com/tokencart/tokencart/internal/sqldb/sqldbtest"
 )
 
 // profile is how long and how hard a chaos run is. make test runs the
@@ -57,8 +57,8 @@ func TestChaos(t *testing.T) {
 			return clusterConfig{authDSN: filepath.Join(dir, "auth.db"), catalogDSN: filepath.Join(dir, "catalog.db")}
 		}},
 		{"postgres", func(t *testing.T) clusterConfig {
-			link, catalogDSN := pgtest.NewLink(t, pgtest.DSN(t))
-			return clusterConfig{authDSN: pgtest.DSN(t), catalogDSN: catalogDSN, catalogLink: link}
+			link, catalogDSN := sqldbtest.NewLink(t, sqldbtest.DSN(t))
+			return clusterConfig{authDSN: sqldbtest.DSN(t), catalogDSN: catalogDSN, catalogLink: link}
 		}},
 		{"request", func(t *testing.T) clusterConfig {
 			var k [32]byte

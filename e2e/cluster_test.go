@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/tokencart/tokencart/internal/cluster"
-	"github.com/tokencart/tokencart/internal/pgtest"
+	"github.com/tokencart/tokencart/internal/sqldb/sqldbtest"
 )
 
 // testCluster is authsvc plus a changing set of catalogsvc replicas, each
@@ -54,7 +54,7 @@ type clusterConfig struct {
 	catalogArgs []string
 	// catalogLink, when set, carries the replicas' connections to their
 	// PostgreSQL (catalogDSN points at it), so that the test can cut it.
-	catalogLink *pgtest.Link
+	catalogLink *sqldbtest.Link
 }
 
 func startCluster(t *testing.T, cfg clusterConfig) *testCluster {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tokencart/tokencart/catalogsvc"
 	"github.com/tokencart/tokencart/catalogsvc/cart"
 	"github.com/tokencart/tokencart/internal/sqldb"
 )
@@ -18,49 +19,49 @@ import (
 // create a cart row (see MutateCart).
 const maxNewCartRetries = 3
 
-// Postgres is the store in PostgreSQL, through a pgx pool (sized by sqldb:
+// postgresDB is the store in PostgreSQL, through a pgx pool (sized by sqldb:
 // 16 connections unless the DSN says otherwise).
-type Postgres struct {
+type postgresDB struct {
 	pool *pgxpool.Pool
 }
 
-// OpenPostgres connects to dsn and migrates the schema.
-func OpenPostgres(ctx context.Context, dsn string, log *slog.Logger) (*Postgres, error) {
+// openPostgres connects to dsn and migrates the schema.
+func openPostgres(ctx context.Context, dsn string, log *slog.Logger) (*postgresDB, error) {
 	pool, err := sqldb.OpenPostgres(ctx, dsn, migrationsFor("postgres"), log)
 	if err != nil {
 		return nil, err
 	}
-	return &Postgres{pool: pool}, nil
+	return &postgresDB{pool: pool}, nil
 }
 
 // Close closes the pool.
-func (p *Postgres) Close() error {
+func (p *postgresDB) Close() error {
 	p.pool.Close()
 	return nil
 }
 
 // Ping checks that the database answers.
-func (p *Postgres) Ping(ctx context.Context) error { return p.pool.Ping(ctx) }
+func (p *postgresDB) Ping(ctx context.Context) error { return p.pool.Ping(ctx) }
 
 // CatalogVersion returns the catalog's change counter.
-func (p *Postgres) CatalogVersion(ctx context.Context) (int64, error) {
+func (p *postgresDB) CatalogVersion(ctx context.Context) (int64, error) {
 	var v int64
 	err := p.pool.QueryRow(ctx, sqlCatalogVersion).Scan(&v)
 	return v, wrap("catalog version", err)
 }
 
 // Products returns every product, ordered by id.
-func (p *Postgres) Products(ctx context.Context) ([]Product, error) {
+func (p *postgresDB) Products(ctx context.Context) ([]catalogsvc.Product, error) {
 	rows, err := p.pool.Query(ctx, sqlProducts)
 	if err != nil {
 		return nil, wrap("products", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Product, error) { return scanProduct(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (catalogsvc.Product, error) { return scanProduct(r) })
 	return out, wrap("products", err)
 }
 
 // UpsertProduct creates or replaces pr and bumps the catalog version.
-func (p *Postgres) UpsertProduct(ctx context.Context, pr Product) error {
+func (p *postgresDB) UpsertProduct(ctx context.Context, pr catalogsvc.Product) error {
 	return wrap("upsert product", pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		b.Queue(sqlUpsertProduct, productArgs(pr)...)
@@ -71,14 +72,14 @@ func (p *Postgres) UpsertProduct(ctx context.Context, pr Product) error {
 
 // DeleteProduct removes the product id (ErrNotFound if absent) and bumps
 // the catalog version.
-func (p *Postgres) DeleteProduct(ctx context.Context, id string) error {
+func (p *postgresDB) DeleteProduct(ctx context.Context, id string) error {
 	return wrap("delete product", pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, sqlDeleteProduct, id)
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return ErrNotFound
+			return catalogsvc.ErrNotFound
 		}
 		_, err = tx.Exec(ctx, sqlBumpCatalog)
 		return err
@@ -87,7 +88,7 @@ func (p *Postgres) DeleteProduct(ctx context.Context, id string) error {
 
 // SeedProducts inserts products unless a seed was ever loaded (by any
 // replica, whatever has been deleted since), and reports whether it did.
-func (p *Postgres) SeedProducts(ctx context.Context, products []Product) (bool, error) {
+func (p *postgresDB) SeedProducts(ctx context.Context, products []catalogsvc.Product) (bool, error) {
 	seeded := false
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, sqlClaimSeed)
@@ -111,7 +112,7 @@ func (p *Postgres) SeedProducts(ctx context.Context, products []Product) (bool, 
 }
 
 // Cart returns owner's cart, the empty cart at version 0 if none.
-func (p *Postgres) Cart(ctx context.Context, owner string) (cart.Cart, error) {
+func (p *postgresDB) Cart(ctx context.Context, owner string) (cart.Cart, error) {
 	c, _, err := scanCart(p.pool.QueryRow(ctx, sqlCart, owner), pgx.ErrNoRows)
 	return c, wrap("cart", err)
 }
@@ -127,7 +128,7 @@ func (p *Postgres) Cart(ctx context.Context, owner string) (cart.Cart, error) {
 // COMMIT. A cart with no row yet cannot be locked: two first mutations may
 // both try to insert it, the loser fails on the primary key, rolls back
 // entirely and starts over, finding the row to lock.
-func (p *Postgres) MutateCart(ctx context.Context, owner string, req Request, apply ApplyFunc) (cart.Cart, error) {
+func (p *postgresDB) MutateCart(ctx context.Context, owner string, req cart.Request, apply cart.ApplyFunc) (cart.Cart, error) {
 	for attempt := 0; ; attempt++ {
 		c, err := p.mutateOnce(ctx, owner, req, apply)
 		var pgErr *pgconn.PgError
@@ -138,7 +139,7 @@ func (p *Postgres) MutateCart(ctx context.Context, owner string, req Request, ap
 	}
 }
 
-func (p *Postgres) mutateOnce(ctx context.Context, owner string, req Request, apply ApplyFunc) (cart.Cart, error) {
+func (p *postgresDB) mutateOnce(ctx context.Context, owner string, req cart.Request, apply cart.ApplyFunc) (cart.Cart, error) {
 	conn, err := p.pool.Acquire(ctx)
 	if err != nil {
 		return cart.Cart{}, err
@@ -155,7 +156,7 @@ func (p *Postgres) mutateOnce(ctx context.Context, owner string, req Request, ap
 	var (
 		cur    cart.Cart
 		exists bool
-		rec    *record
+		rec    *cart.Record
 	)
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
@@ -172,30 +173,30 @@ func (p *Postgres) mutateOnce(ctx context.Context, owner string, req Request, ap
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return cart.Cart{}, err
 	}
-	d, err := decide(cur, rec, req, apply)
-	if err != nil || (!d.writeCart && !d.writeRequest) {
-		return d.result, err // the deferred ROLLBACK ends the transaction
+	d, err := cart.Decide(cur, rec, req, apply)
+	if err != nil || (!d.WriteCart && !d.WriteRecord) {
+		return d.Result, err // the deferred ROLLBACK ends the transaction
 	}
 	b = &pgx.Batch{}
-	if d.writeCart {
+	if d.WriteCart {
 		q := sqlUpdateCart
 		if !exists {
 			q = sqlInsertCart
 		}
-		b.Queue(q, cartArgs(owner, d.result)...)
+		b.Queue(q, cartArgs(owner, d.Result)...)
 	}
-	if d.writeRequest {
-		b.Queue(sqlInsertRequest, requestArgs(owner, req, d.result, time.Now())...)
+	if d.WriteRecord {
+		b.Queue(sqlInsertRequest, requestArgs(owner, req, d.Result, time.Now())...)
 	}
 	b.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return cart.Cart{}, err
 	}
-	return d.result, nil
+	return d.Result, nil
 }
 
 // PruneRequests deletes idempotency keys created before cutoff.
-func (p *Postgres) PruneRequests(ctx context.Context, cutoff time.Time) (int64, error) {
+func (p *postgresDB) PruneRequests(ctx context.Context, cutoff time.Time) (int64, error) {
 	tag, err := p.pool.Exec(ctx, sqlPruneRequests, cutoff.UnixMicro())
 	return tag.RowsAffected(), wrap("prune requests", err)
 }

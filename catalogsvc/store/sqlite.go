@@ -9,14 +9,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokencart/tokencart/catalogsvc"
 	"github.com/tokencart/tokencart/catalogsvc/cart"
 	"github.com/tokencart/tokencart/internal/sqldb"
 )
 
-// SQLite is the store in a SQLite file. Several processes may share the
+// sqliteDB is the store in a SQLite file. Several processes may share the
 // file: sqldb opens it in WAL mode with immediate transactions and a busy
 // timeout, so writers queue on SQLite's lock and readers never wait.
-type SQLite struct {
+type sqliteDB struct {
 	db *sql.DB
 	// file notices the database file being deleted or replaced under the
 	// process, which SQLite does not: Ping and every commit check it.
@@ -30,13 +31,13 @@ type SQLite struct {
 	writeMu sync.Mutex
 }
 
-// OpenSQLite opens (creating it if needed) and migrates the database at path.
-func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*SQLite, error) {
+// openSQLite opens (creating it if needed) and migrates the database at path.
+func openSQLite(ctx context.Context, path string, log *slog.Logger) (*sqliteDB, error) {
 	db, err := sqldb.OpenSQLite(ctx, path, migrationsFor("sqlite"), log)
 	if err != nil {
 		return nil, err
 	}
-	s := &SQLite{db: db, stmts: map[string]*sql.Stmt{}}
+	s := &sqliteDB{db: db, stmts: map[string]*sql.Stmt{}}
 	if s.file, err = sqldb.WatchSQLiteFile(path); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
@@ -50,7 +51,7 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*SQLite, er
 }
 
 // Close closes the database.
-func (s *SQLite) Close() error {
+func (s *sqliteDB) Close() error {
 	var errs []error
 	for _, st := range s.stmts {
 		if st != nil {
@@ -61,7 +62,7 @@ func (s *SQLite) Close() error {
 }
 
 // queryRow runs the prepared statement q, in tx when not nil.
-func (s *SQLite) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
+func (s *sqliteDB) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
 	if tx != nil {
 		// A transaction's statements close with it; closing this one here
 		// would wait for the row the caller has yet to scan.
@@ -71,13 +72,13 @@ func (s *SQLite) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any
 }
 
 // exec runs the prepared statement q in tx.
-func (s *SQLite) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
+func (s *sqliteDB) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
 	_, err := tx.StmtContext(ctx, s.stmts[q]).ExecContext(ctx, args...) //nolint:sqlclosecheck // closed with tx
 	return err
 }
 
 // Ping checks that the database file is still the one opened and answers.
-func (s *SQLite) Ping(ctx context.Context) error {
+func (s *sqliteDB) Ping(ctx context.Context) error {
 	if err := s.file.Check(); err != nil {
 		return err
 	}
@@ -85,20 +86,20 @@ func (s *SQLite) Ping(ctx context.Context) error {
 }
 
 // CatalogVersion returns the catalog's change counter.
-func (s *SQLite) CatalogVersion(ctx context.Context) (int64, error) {
+func (s *sqliteDB) CatalogVersion(ctx context.Context) (int64, error) {
 	var v int64
 	err := s.queryRow(ctx, nil, sqlCatalogVersion).Scan(&v)
 	return v, wrap("catalog version", err)
 }
 
 // Products returns every product, ordered by id.
-func (s *SQLite) Products(ctx context.Context) ([]Product, error) {
+func (s *sqliteDB) Products(ctx context.Context) ([]catalogsvc.Product, error) {
 	rows, err := s.db.QueryContext(ctx, sqlProducts)
 	if err != nil {
 		return nil, wrap("products", err)
 	}
 	defer rows.Close()
-	var out []Product
+	var out []catalogsvc.Product
 	for rows.Next() {
 		p, err := scanProduct(rows)
 		if err != nil {
@@ -110,7 +111,7 @@ func (s *SQLite) Products(ctx context.Context) ([]Product, error) {
 }
 
 // UpsertProduct creates or replaces p and bumps the catalog version.
-func (s *SQLite) UpsertProduct(ctx context.Context, p Product) error {
+func (s *sqliteDB) UpsertProduct(ctx context.Context, p catalogsvc.Product) error {
 	return wrap("upsert product", s.write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, sqlUpsertProduct, productArgs(p)...); err != nil {
 			return err
@@ -122,14 +123,14 @@ func (s *SQLite) UpsertProduct(ctx context.Context, p Product) error {
 
 // DeleteProduct removes the product id (ErrNotFound if absent) and bumps
 // the catalog version.
-func (s *SQLite) DeleteProduct(ctx context.Context, id string) error {
+func (s *sqliteDB) DeleteProduct(ctx context.Context, id string) error {
 	return wrap("delete product", s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, sqlDeleteProduct, id)
 		if err != nil {
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return ErrNotFound
+			return catalogsvc.ErrNotFound
 		}
 		_, err = tx.ExecContext(ctx, sqlBumpCatalog)
 		return err
@@ -138,7 +139,7 @@ func (s *SQLite) DeleteProduct(ctx context.Context, id string) error {
 
 // SeedProducts inserts products unless a seed was ever loaded (by any
 // replica, whatever has been deleted since), and reports whether it did.
-func (s *SQLite) SeedProducts(ctx context.Context, products []Product) (bool, error) {
+func (s *sqliteDB) SeedProducts(ctx context.Context, products []catalogsvc.Product) (bool, error) {
 	seeded := false
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, sqlClaimSeed)
@@ -167,7 +168,7 @@ func (s *SQLite) SeedProducts(ctx context.Context, products []Product) (bool, er
 }
 
 // Cart returns owner's cart, the empty cart at version 0 if none.
-func (s *SQLite) Cart(ctx context.Context, owner string) (cart.Cart, error) {
+func (s *sqliteDB) Cart(ctx context.Context, owner string) (cart.Cart, error) {
 	c, _, err := scanCart(s.queryRow(ctx, nil, sqlCart, owner), sql.ErrNoRows)
 	return c, wrap("cart", err)
 }
@@ -175,33 +176,33 @@ func (s *SQLite) Cart(ctx context.Context, owner string) (cart.Cart, error) {
 // MutateCart applies a change to owner's cart in one immediate transaction
 // (the database's write lock is held from BEGIN), as described in the
 // package documentation, and returns the resulting cart.
-func (s *SQLite) MutateCart(ctx context.Context, owner string, req Request, apply ApplyFunc) (cart.Cart, error) {
-	var d decision
+func (s *sqliteDB) MutateCart(ctx context.Context, owner string, req cart.Request, apply cart.ApplyFunc) (cart.Cart, error) {
+	var d cart.Outcome
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		cur, exists, err := scanCart(s.queryRow(ctx, tx, sqlCart, owner), sql.ErrNoRows)
 		if err != nil {
 			return err
 		}
-		var rec *record
+		var rec *cart.Record
 		if req.ID != "" {
 			if rec, err = scanRecord(s.queryRow(ctx, tx, sqlRequest, owner, req.ID), sql.ErrNoRows); err != nil {
 				return err
 			}
 		}
-		if d, err = decide(cur, rec, req, apply); err != nil {
+		if d, err = cart.Decide(cur, rec, req, apply); err != nil {
 			return err
 		}
-		if d.writeCart {
+		if d.WriteCart {
 			q := sqlUpdateCart
 			if !exists {
 				q = sqlInsertCart
 			}
-			if err := s.exec(ctx, tx, q, cartArgs(owner, d.result)...); err != nil {
+			if err := s.exec(ctx, tx, q, cartArgs(owner, d.Result)...); err != nil {
 				return err
 			}
 		}
-		if d.writeRequest {
-			if err := s.exec(ctx, tx, sqlInsertRequest, requestArgs(owner, req, d.result, time.Now())...); err != nil {
+		if d.WriteRecord {
+			if err := s.exec(ctx, tx, sqlInsertRequest, requestArgs(owner, req, d.Result, time.Now())...); err != nil {
 				return err
 			}
 		}
@@ -210,11 +211,11 @@ func (s *SQLite) MutateCart(ctx context.Context, owner string, req Request, appl
 	if err != nil {
 		return cart.Cart{}, wrap("mutate cart", err)
 	}
-	return d.result, nil
+	return d.Result, nil
 }
 
 // PruneRequests deletes idempotency keys created before cutoff.
-func (s *SQLite) PruneRequests(ctx context.Context, cutoff time.Time) (int64, error) {
+func (s *sqliteDB) PruneRequests(ctx context.Context, cutoff time.Time) (int64, error) {
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, sqlPruneRequests, cutoff.UnixMicro())
@@ -231,7 +232,7 @@ func (s *SQLite) PruneRequests(ctx context.Context, cutoff time.Time) (int64, er
 // the database file is still the one opened, before and after the commit:
 // a write to a deleted or replaced file would be lost, so it is not
 // acknowledged.
-func (s *SQLite) write(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *sqliteDB) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)

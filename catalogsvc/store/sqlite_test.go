@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokencart/tokencart/catalogsvc"
+	"github.com/tokencart/tokencart/catalogsvc/cart"
 	"github.com/tokencart/tokencart/catalogsvc/store"
 	"github.com/tokencart/tokencart/internal/sqldb"
 )
@@ -27,7 +29,7 @@ func TestSQLiteFileGone(t *testing.T) {
 		}},
 		{"replaced by a restore", func(t *testing.T, path string) {
 			backup := filepath.Join(filepath.Dir(path), "backup.db")
-			closeStore(t, openSQLite(t, backup))
+			closeStore(t, open(t, backup))
 			if err := os.Rename(backup, path); err != nil {
 				t.Fatal(err)
 			}
@@ -35,20 +37,20 @@ func TestSQLiteFileGone(t *testing.T) {
 	}
 	ops := []struct {
 		name string
-		op   func(ctx context.Context, s *store.SQLite) error
+		op   func(ctx context.Context, s *store.Store) error
 	}{
-		{"Ping", func(ctx context.Context, s *store.SQLite) error { return s.Ping(ctx) }},
-		{"UpsertProduct", func(ctx context.Context, s *store.SQLite) error { return s.UpsertProduct(ctx, product("tea")) }},
-		{"DeleteProduct", func(ctx context.Context, s *store.SQLite) error { return s.DeleteProduct(ctx, "kept") }},
-		{"SeedProducts", func(ctx context.Context, s *store.SQLite) error {
-			_, err := s.SeedProducts(ctx, []store.Product{product("seed")})
+		{"Ping", func(ctx context.Context, s *store.Store) error { return s.Ping(ctx) }},
+		{"UpsertProduct", func(ctx context.Context, s *store.Store) error { return s.UpsertProduct(ctx, product("tea")) }},
+		{"DeleteProduct", func(ctx context.Context, s *store.Store) error { return s.DeleteProduct(ctx, "kept") }},
+		{"SeedProducts", func(ctx context.Context, s *store.Store) error {
+			_, err := s.SeedProducts(ctx, []catalogsvc.Product{product("seed")})
 			return err
 		}},
-		{"MutateCart", func(ctx context.Context, s *store.SQLite) error {
-			_, err := s.MutateCart(ctx, "owner", store.Request{ID: "r"}, add("p", 1))
+		{"MutateCart", func(ctx context.Context, s *store.Store) error {
+			_, err := s.MutateCart(ctx, "owner", cart.Request{ID: "r"}, add("p", 1))
 			return err
 		}},
-		{"PruneRequests", func(ctx context.Context, s *store.SQLite) error {
+		{"PruneRequests", func(ctx context.Context, s *store.Store) error {
 			_, err := s.PruneRequests(ctx, time.Now())
 			return err
 		}},
@@ -58,7 +60,7 @@ func TestSQLiteFileGone(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
 			path := filepath.Join(t.TempDir(), "catalog.db")
-			s := openSQLite(t, path)
+			s := open(t, path)
 			if err := s.UpsertProduct(ctx, product("kept")); err != nil {
 				t.Fatal(err)
 			}

@@ -1,59 +1,63 @@
-// Package store keeps catalogsvc's durable state: the products, the catalog's
-// change counter, the carts and the carts' idempotency keys, in SQLite
-// (several replicas on one host share the file) or PostgreSQL (the mode for
-// more than one machine). Both implementations run the same SQL text (both
-// dialects take $n placeholders, times are unix microseconds in BIGINTs) and
-// the same decision logic; they differ in how a cart mutation reaches the
-// database, which is where the round trips are.
+// Package store implements catalogsvc.Store over SQLite (several replicas on
+// one host share the file; the embedded default) and PostgreSQL (the mode
+// for more than one machine), chosen by the DSN's scheme. Both dialects run
+// the same SQL text (both take $n placeholders, times are unix microseconds
+// in BIGINTs) and the same idempotency rule (cart.Decide); they differ in
+// how a cart mutation reaches the database, which is where the round trips
+// are.
 //
 // A cart mutation is one transaction holding the cart row's write lock: it
-// reads the cart and the idempotency key, decides (replay, refuse, or apply
-// the change with cart.Apply), and writes the new cart and the key. Nothing
+// reads the cart and the idempotency key, decides with cart.Decide (replay,
+// refuse, or apply the change), and writes the new cart and the key. Nothing
 // another replica does can interleave, so no update is lost.
 package store
 
 import (
-	"bytes"
+	"context"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"time"
 
+	"github.com/tokencart/tokencart/catalogsvc"
 	"github.com/tokencart/tokencart/catalogsvc/cart"
 	"github.com/tokencart/tokencart/internal/sqldb"
 )
 
-// Errors, for errors.Is.
-var (
-	// ErrNotFound: no such product.
-	ErrNotFound = errors.New("store: not found")
-)
-
-// RequestRetention is how long idempotency keys are kept at least;
-// PruneRequests callers should pass a cutoff no later than now minus it.
-const RequestRetention = 24 * time.Hour
-
-// Product is a catalog entry as stored.
-type Product struct {
-	ID, Name, Description, Category string
-	// Price: Currency, Units and Nanos as in google.type.Money.
-	Currency   string
-	Units      int64
-	Nanos      int32
-	UpdateTime time.Time
+// Store is a catalogsvc.Store in SQLite or PostgreSQL.
+type Store struct {
+	catalogsvc.Store // the dialect's implementation
+	close            func() error
+	dialect          string
 }
 
-// Request is a mutation's idempotency claim: its key (empty for none) and
-// the hash of its parameters.
-type Request struct {
-	ID   string
-	Hash [32]byte
+var _ catalogsvc.Store = (*Store)(nil)
+
+// Open opens the store named by dsn (a postgres:// URL or a SQLite file
+// path) and brings its schema up to date. Replicas may open one store at
+// the same moment: migrations run once, under a lock.
+func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
+	if sqldb.IsPostgres(dsn) {
+		db, err := openPostgres(ctx, dsn, log)
+		if err != nil {
+			return nil, err
+		}
+		return &Store{Store: db, close: db.Close, dialect: "postgres"}, nil
+	}
+	db, err := openSQLite(ctx, dsn, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{Store: db, close: db.Close, dialect: "sqlite"}, nil
 }
 
-// ApplyFunc computes a cart's next state, as cart.Apply does; it runs
-// inside the mutation's transaction and must not do I/O.
-type ApplyFunc func(cart.Cart) (next cart.Cart, changed bool, err error)
+// Dialect returns "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.dialect }
+
+// Close releases the database.
+func (s *Store) Close() error { return s.close() }
 
 //go:embed migrations
 var migrations embed.FS
@@ -98,17 +102,17 @@ type row interface {
 	Scan(dest ...any) error
 }
 
-func scanProduct(r row) (Product, error) {
-	var p Product
+func scanProduct(r row) (catalogsvc.Product, error) {
+	var p catalogsvc.Product
 	var updated int64
 	if err := r.Scan(&p.ID, &p.Name, &p.Description, &p.Category, &p.Currency, &p.Units, &p.Nanos, &updated); err != nil {
-		return Product{}, err
+		return catalogsvc.Product{}, err
 	}
 	p.UpdateTime = time.UnixMicro(updated).UTC()
 	return p, nil
 }
 
-func productArgs(p Product) []any {
+func productArgs(p catalogsvc.Product) []any {
 	return []any{p.ID, p.Name, p.Description, p.Category, p.Currency, p.Units, p.Nanos, p.UpdateTime.UnixMicro()}
 }
 
@@ -131,63 +135,29 @@ func scanCart(r row, noRows error) (c cart.Cart, exists bool, err error) {
 	return c, true, nil
 }
 
-// record is a stored idempotency key.
-type record struct {
-	hash []byte
-	cart cart.Cart
-}
-
-func scanRecord(r row, noRows error) (*record, error) {
-	var rec record
+func scanRecord(r row, noRows error) (*cart.Record, error) {
+	var rec cart.Record
 	var lines string
 	var updated int64
-	err := r.Scan(&rec.hash, &rec.cart.Version, &lines, &updated)
+	err := r.Scan(&rec.Hash, &rec.Result.Version, &lines, &updated)
 	if errors.Is(err, noRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if rec.cart.Lines, err = cart.DecodeLines([]byte(lines)); err != nil {
+	if rec.Result.Lines, err = cart.DecodeLines([]byte(lines)); err != nil {
 		return nil, err
 	}
-	rec.cart.UpdateTime = time.UnixMicro(updated).UTC()
+	rec.Result.UpdateTime = time.UnixMicro(updated).UTC()
 	return &rec, nil
-}
-
-// decision is what a mutation does once it has read the cart and key.
-type decision struct {
-	result       cart.Cart
-	writeCart    bool
-	writeRequest bool
-}
-
-// decide is the logic of every mutation, whichever the store: a known key
-// replays its result or, with other parameters, is refused; otherwise the
-// change is applied, and the key recorded with its result (also when the
-// change was a no-op, so the key cannot later be reused for something else).
-func decide(cur cart.Cart, rec *record, req Request, apply ApplyFunc) (decision, error) {
-	if rec != nil {
-		if !bytes.Equal(rec.hash, req.Hash[:]) {
-			return decision{}, cart.ErrRequestReused
-		}
-		return decision{result: rec.cart}, nil
-	}
-	next, changed, err := apply(cur)
-	if err != nil {
-		return decision{}, err
-	}
-	// What is stored has microsecond precision; return exactly that, so a
-	// first answer and its replays agree.
-	next.UpdateTime = time.UnixMicro(next.UpdateTime.UnixMicro()).UTC()
-	return decision{result: next, writeCart: changed, writeRequest: req.ID != ""}, nil
 }
 
 func cartArgs(owner string, c cart.Cart) []any {
 	return []any{owner, c.Version, string(cart.EncodeLines(c.Lines)), c.UpdateTime.UnixMicro()}
 }
 
-func requestArgs(owner string, req Request, c cart.Cart, now time.Time) []any {
+func requestArgs(owner string, req cart.Request, c cart.Cart, now time.Time) []any {
 	return []any{owner, req.ID, req.Hash[:], c.Version, string(cart.EncodeLines(c.Lines)), c.UpdateTime.UnixMicro(), now.UnixMicro()}
 }
 

@@ -11,53 +11,30 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokencart/tokencart/catalogsvc"
 	"github.com/tokencart/tokencart/catalogsvc/cart"
 	"github.com/tokencart/tokencart/catalogsvc/store"
-	"github.com/tokencart/tokencart/internal/pgtest"
+	"github.com/tokencart/tokencart/internal/sqldb/sqldbtest"
 )
 
-// Store is what both implementations offer; the contract tests below run
-// against each.
-type Store interface {
-	io.Closer
-	CatalogVersion(ctx context.Context) (int64, error)
-	Products(ctx context.Context) ([]store.Product, error)
-	UpsertProduct(ctx context.Context, p store.Product) error
-	DeleteProduct(ctx context.Context, id string) error
-	SeedProducts(ctx context.Context, products []store.Product) (bool, error)
-	Cart(ctx context.Context, owner string) (cart.Cart, error)
-	MutateCart(ctx context.Context, owner string, req store.Request, apply store.ApplyFunc) (cart.Cart, error)
-	PruneRequests(ctx context.Context, cutoff time.Time) (int64, error)
-}
+// The contract tests below run against every backend, through the
+// interface its consumer declares: catalogsvc.Store.
 
 // backend opens replicas (independent connections) of one fresh database.
 type backend struct {
 	name string
-	open func(t *testing.T) func(t *testing.T) Store
+	dsn  func(t *testing.T) string
 }
 
 var backends = []backend{
-	{"sqlite", func(t *testing.T) func(t *testing.T) Store {
-		path := filepath.Join(t.TempDir(), "catalog.db")
-		return func(t *testing.T) Store { return openSQLite(t, path) }
-	}},
-	{"postgres", func(t *testing.T) func(t *testing.T) Store {
-		dsn := pgtest.DSN(t)
-		return func(t *testing.T) Store {
-			s, err := store.OpenPostgres(context.Background(), dsn, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { closeStore(t, s) })
-			return s
-		}
-	}},
+	{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "catalog.db") }},
+	{"postgres", func(t *testing.T) string { return sqldbtest.DSN(t) }},
 }
 
-// openSQLite opens the SQLite store at path, closed when t ends.
-func openSQLite(t testing.TB, path string) *store.SQLite {
+// open opens the store at dsn, closed when t ends.
+func open(t testing.TB, dsn string) *store.Store {
 	t.Helper()
-	s, err := store.OpenSQLite(context.Background(), path, slog.New(slog.DiscardHandler))
+	s, err := store.Open(context.Background(), dsn, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,11 +48,12 @@ func closeStore(t testing.TB, s io.Closer) {
 	}
 }
 
-func forEachBackend(t *testing.T, test func(t *testing.T, replica func(t *testing.T) Store)) {
+func forEachBackend(t *testing.T, test func(t *testing.T, replica func(t *testing.T) catalogsvc.Store)) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
-			test(t, b.open(t))
+			dsn := b.dsn(t)
+			test(t, func(t *testing.T) catalogsvc.Store { return open(t, dsn) })
 		})
 	}
 }
@@ -84,24 +62,24 @@ type allProducts struct{}
 
 func (allProducts) Has(string) bool { return true }
 
-func add(id string, q int64) store.ApplyFunc {
+func add(id string, q int64) cart.ApplyFunc {
 	return func(c cart.Cart) (cart.Cart, bool, error) {
 		return cart.Apply(c, cart.Op{Kind: cart.Add, ProductID: id, Quantity: q}, allProducts{}, time.Now())
 	}
 }
 
-func product(id string) store.Product {
-	return store.Product{ID: id, Name: "Product " + id, Description: "d", Category: "c", Currency: "EUR", Units: 3, Nanos: 500_000_000,
+func product(id string) catalogsvc.Product {
+	return catalogsvc.Product{ID: id, Name: "Product " + id, Description: "d", Category: "c", Currency: "EUR", Units: 3, Nanos: 500_000_000,
 		UpdateTime: time.UnixMicro(time.Now().UnixMicro()).UTC()}
 }
 
 func TestSeedOnceUnderConcurrentStarts(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, replica func(t *testing.T) Store) {
+	forEachBackend(t, func(t *testing.T, replica func(t *testing.T) catalogsvc.Store) {
 		ctx := context.Background()
-		seed := []store.Product{product("a"), product("b"), product("c")}
+		seed := []catalogsvc.Product{product("a"), product("b"), product("c")}
 		const replicas = 4
-		stores := make([]Store, replicas)
+		stores := make([]catalogsvc.Store, replicas)
 		for i := range stores {
 			stores[i] = replica(t)
 		}
@@ -145,7 +123,7 @@ func TestSeedOnceUnderConcurrentStarts(t *testing.T) {
 
 func TestProducts(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, replica func(t *testing.T) Store) {
+	forEachBackend(t, func(t *testing.T, replica func(t *testing.T) catalogsvc.Store) {
 		ctx := context.Background()
 		s := replica(t)
 		v0, err := s.CatalogVersion(ctx)
@@ -164,7 +142,7 @@ func TestProducts(t *testing.T) {
 		if err != nil || len(got) != 1 || got[0] != p {
 			t.Fatalf("Products = %+v, %v; want [%+v]", got, err, p)
 		}
-		if err := s.DeleteProduct(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		if err := s.DeleteProduct(ctx, "nope"); !errors.Is(err, catalogsvc.ErrNotFound) {
 			t.Errorf("delete absent: %v, want ErrNotFound", err)
 		}
 		if err := s.DeleteProduct(ctx, "tea"); err != nil {
@@ -178,7 +156,7 @@ func TestProducts(t *testing.T) {
 
 func TestMutateCartConcurrentReplicas(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, replica func(t *testing.T) Store) {
+	forEachBackend(t, func(t *testing.T, replica func(t *testing.T) catalogsvc.Store) {
 		ctx := context.Background()
 		a, b := replica(t), replica(t)
 		const n = 200
@@ -189,7 +167,7 @@ func TestMutateCartConcurrentReplicas(t *testing.T) {
 				s = b
 			}
 			wg.Go(func() {
-				if _, err := s.MutateCart(ctx, "owner", store.Request{}, add("p", 1)); err != nil {
+				if _, err := s.MutateCart(ctx, "owner", cart.Request{}, add("p", 1)); err != nil {
 					t.Errorf("add: %v", err)
 				}
 			})
@@ -207,18 +185,18 @@ func TestMutateCartConcurrentReplicas(t *testing.T) {
 
 func TestMutateCartIdempotency(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, replica func(t *testing.T) Store) {
+	forEachBackend(t, func(t *testing.T, replica func(t *testing.T) catalogsvc.Store) {
 		ctx := context.Background()
 		a, b := replica(t), replica(t)
 		op := cart.Op{Kind: cart.Add, ProductID: "p", Quantity: 2}
-		req := store.Request{ID: "req-1", Hash: op.Hash()}
+		req := cart.Request{ID: "req-1", Hash: op.Hash()}
 
 		// The same key from two replicas at once, on a cart with no row yet:
 		// applied once, both see the same result.
 		results := make([]cart.Cart, 8)
 		var wg sync.WaitGroup
 		for i := range results {
-			s := []Store{a, b}[i%2]
+			s := []catalogsvc.Store{a, b}[i%2]
 			wg.Go(func() {
 				c, err := s.MutateCart(ctx, "owner", req, add("p", 2))
 				if err != nil {
@@ -235,14 +213,14 @@ func TestMutateCartIdempotency(t *testing.T) {
 		}
 
 		// Later changes do not alter what a replay returns.
-		if _, err := a.MutateCart(ctx, "owner", store.Request{}, add("q", 1)); err != nil {
+		if _, err := a.MutateCart(ctx, "owner", cart.Request{}, add("q", 1)); err != nil {
 			t.Fatal(err)
 		}
 		replay, err := b.MutateCart(ctx, "owner", req, add("p", 2))
 		if err != nil || replay.Version != 1 || len(replay.Lines) != 1 {
 			t.Errorf("replay = %+v, %v; want the original result", replay, err)
 		}
-		other := store.Request{ID: "req-1", Hash: cart.Op{Kind: cart.Add, ProductID: "p", Quantity: 3}.Hash()}
+		other := cart.Request{ID: "req-1", Hash: cart.Op{Kind: cart.Add, ProductID: "p", Quantity: 3}.Hash()}
 		if _, err := a.MutateCart(ctx, "owner", other, add("p", 3)); !errors.Is(err, cart.ErrRequestReused) {
 			t.Errorf("reused key: %v, want ErrRequestReused", err)
 		}
@@ -251,7 +229,7 @@ func TestMutateCartIdempotency(t *testing.T) {
 			t.Errorf("same key, other owner: %+v, %v", c, err)
 		}
 		// A failed change records nothing: a retry may succeed.
-		failing := store.Request{ID: "req-2", Hash: [32]byte{2}}
+		failing := cart.Request{ID: "req-2", Hash: [32]byte{2}}
 		boom := errors.New("boom")
 		if _, err := a.MutateCart(ctx, "owner", failing, func(cart.Cart) (cart.Cart, bool, error) { return cart.Cart{}, false, boom }); !errors.Is(err, boom) {
 			t.Fatalf("failing apply: %v", err)
@@ -290,7 +268,7 @@ func BenchmarkMutateCart(b *testing.B) {
 					set := func(c cart.Cart) (cart.Cart, bool, error) {
 						return cart.Apply(c, cart.Op{Kind: cart.Set, ProductID: "p", Quantity: q%cart.MaxQuantity + 1}, allProducts{}, time.Now())
 					}
-					if _, err := s.MutateCart(ctx, owner, store.Request{}, set); err != nil {
+					if _, err := s.MutateCart(ctx, owner, cart.Request{}, set); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -299,20 +277,11 @@ func BenchmarkMutateCart(b *testing.B) {
 	}
 }
 
-func openForBench(b *testing.B, name string) Store {
-	var s Store
-	var err error
-	switch name {
-	case "sqlite":
-		s, err = store.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "c.db"), slog.New(slog.DiscardHandler))
-	default:
-		s, err = store.OpenPostgres(context.Background(), pgtest.DSN(b), slog.New(slog.DiscardHandler))
+func openForBench(b *testing.B, name string) catalogsvc.Store {
+	if name == "sqlite" {
+		return open(b, filepath.Join(b.TempDir(), "c.db"))
 	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { closeStore(b, s) })
-	return s
+	return open(b, sqldbtest.DSN(b))
 }
 
 func BenchmarkCartRead(b *testing.B) {
@@ -320,7 +289,7 @@ func BenchmarkCartRead(b *testing.B) {
 		b.Run(be.name, func(b *testing.B) {
 			s := openForBench(b, be.name)
 			ctx := context.Background()
-			if _, err := s.MutateCart(ctx, "owner", store.Request{}, add("p", 1)); err != nil {
+			if _, err := s.MutateCart(ctx, "owner", cart.Request{}, add("p", 1)); err != nil {
 				b.Fatal(err)
 			}
 			b.SetParallelism(8)

@@ -1,68 +1,51 @@
 // Command catalogsvc serves tokencart's product catalog and shopping carts.
-// Every setting is a flag, also readable from a CATALOGSVC_* environment
-// variable (see -h). It exits 2 on an invalid configuration and 1 when it
-// cannot start or fails while serving.
+// Every flag also reads a CATALOGSVC_* environment variable; run with -h
+// for the list. It exits 2 on an invalid configuration and 1 when it cannot
+// start or fails while serving.
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/tokencart/tokencart/catalogsvc"
+	"github.com/tokencart/tokencart/catalogsvc/store"
 	"github.com/tokencart/tokencart/internal/envflag"
+	"github.com/tokencart/tokencart/internal/grpcauth"
+	"github.com/tokencart/tokencart/internal/serve"
 )
 
-func main() { os.Exit(run()) }
-
-func run() int {
+func main() {
 	fs := flag.NewFlagSet("catalogsvc", flag.ContinueOnError)
 	cfg := catalogsvc.RegisterFlags(fs)
-	if err := envflag.Parse(fs, catalogsvc.EnvPrefix, os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(os.Stderr, "catalogsvc:", err)
-		return 2
-	}
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(os.Stderr, "catalogsvc: invalid configuration:\n%v\n", err)
-		return 2
-	}
-	log := cfg.Serve.NewLogger(os.Stderr)
-	cfg.Serve.Logger = log
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	svc, err := catalogsvc.New(ctx, *cfg, log)
-	if err != nil {
-		log.Error("startup failed", "error", err)
-		return 1
-	}
-	return serveAndClose(ctx, svc, log)
+	envflag.MustParse(fs, catalogsvc.EnvPrefix, os.Args[1:], cfg.Validate)
+	serve.Main("catalogsvc", func(ctx context.Context) error { return run(ctx, cfg) })
 }
 
-// serveAndClose runs svc's server until ctx is done, then releases svc.
-func serveAndClose(ctx context.Context, svc *catalogsvc.Service, log *slog.Logger) (code int) {
-	defer func() {
-		if err := svc.Close(); err != nil {
-			log.Error("shutdown failed", "error", err)
-			code = 1
-		}
-	}()
-	srv, err := svc.NewServer()
+// run serves until ctx is done.
+func run(ctx context.Context, cfg *catalogsvc.Config) error {
+	log := cfg.Serve.NewLogger(os.Stderr)
+	cfg.Serve.Logger = log
+	st, err := store.Open(ctx, cfg.DSN, log)
 	if err != nil {
-		log.Error("startup failed", "error", err)
-		return 1
+		return fmt.Errorf("open store: %w", err)
 	}
-	if err := svc.Serve(ctx, srv); err != nil {
-		log.Error("server failed", "error", err)
-		return 1
+	defer st.Close()
+	auth, err := grpcauth.Dial(cfg.Auth, log)
+	if err != nil {
+		return err
 	}
-	return 0
+	defer auth.Close()
+	svc, err := catalogsvc.New(ctx, *cfg, st, auth, log)
+	if err != nil {
+		return err
+	}
+	srv, err := serve.New(cfg.Serve, svc.ServeOptions()...)
+	if err != nil {
+		return err
+	}
+	log.Info("catalogsvc starting", "store", st.Dialect(), "cart_mode", cfg.CartMode, "auth_mode", cfg.Auth.Mode)
+	return srv.Run(ctx)
 }

@@ -4,8 +4,11 @@
 // development secrets there on first use (the key-encryption key, the
 // service credential the replicas present to authsvc, and the admin
 // account's password), waits until every process reports SERVING, prints
-// the addresses and a grpcurl walkthrough, and on Ctrl-C drains and stops
-// every process.
+// the addresses and a grpcurl walkthrough as its last block, and on Ctrl-C
+// stops every process within a few seconds.
+//
+// The services log in text at --log-level (warn by default), so that a
+// healthy cluster stays quiet and the walkthrough stays on the screen.
 package main
 
 import (
@@ -16,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -33,6 +37,18 @@ import (
 	"github.com/tokencart/tokencart/internal/cluster"
 )
 
+// How the services stop on Ctrl-C. No load balancer routes to them, so
+// they drain at once (--drain-delay 0s) instead of reporting NOT_SERVING
+// first, and a person is waiting: calls still running after
+// shutdownTimeout are cancelled.
+const (
+	shutdownTimeout = time.Second
+	// stopTimeout bounds each of the two stop phases (the replicas
+	// together, then authsvc) before the launcher kills what is left:
+	// shutdownTimeout plus the time to close the store and exit.
+	stopTimeout = 1400 * time.Millisecond
+)
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "tokencart-run:", err)
@@ -47,6 +63,8 @@ func run() error {
 	replicas := flag.Int("replicas", 3, "number of catalogsvc replicas")
 	port := flag.Int("port", 8081, "authsvc's gRPC port; catalogsvc replicas take the next ones, and each admin port is 1000 above its gRPC port")
 	grpcurl := flag.String("grpcurl", "grpcurl", "grpcurl command shown in the walkthrough")
+	logLevel := slog.LevelWarn
+	flag.TextVar(&logLevel, "log-level", logLevel, "level of the services' logs shown: debug, info, warn or error")
 	flag.Parse()
 	if *replicas < 1 || *replicas > 9 || *port < 1 || *port > 64000 {
 		fmt.Fprintln(os.Stderr, "tokencart-run: --replicas must be 1 to 9 and --port 1 to 64000")
@@ -74,26 +92,39 @@ func run() error {
 	}
 	out := cluster.NewOutput(os.Stdout)
 	authAddr := fmt.Sprintf("%s:%d", *host, *port)
-	procs := []*cluster.Process{}
-	stopAll := func() {
-		// Replicas first, so they do not watch their authsvc go away.
-		for i := len(procs) - 1; i >= 0; i-- {
-			if err := procs[i].Stop(30 * time.Second); err != nil {
-				fmt.Fprintln(os.Stderr, "tokencart-run:", err)
-			}
-		}
+	common := []string{
+		"--log-format", "text",
+		"--log-level", logLevel.String(),
+		"--drain-delay", "0s",
+		"--shutdown-timeout", shutdownTimeout.String(),
 	}
-	defer stopAll()
+	var auth *cluster.Process
+	var catalogs []*cluster.Process
+	defer func() {
+		began := time.Now()
+		// The replicas first, so they do not watch their authsvc go away.
+		err := cluster.StopAll(stopTimeout, catalogs...)
+		if auth != nil {
+			err = errors.Join(err, auth.Stop(stopTimeout))
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tokencart-run:", err)
+		}
+		if ctx.Err() != nil {
+			out.Printf("stopped in %v\n", time.Since(began).Round(time.Millisecond))
+		}
+	}()
 
-	auth, err := cluster.Start(cluster.Spec{
+	out.Printf("starting authsvc and %d catalogsvc replicas (showing their logs at level %s and above) ...\n", *replicas, logLevel)
+	auth, err = cluster.Start(cluster.Spec{
 		Name: "authsvc",
 		Path: filepath.Join(*binDir, "authsvc"),
-		Args: []string{
+		Args: append([]string{
 			"--grpc-addr", authAddr,
 			"--admin-addr", adminOf(authAddr),
 			"--dsn", filepath.Join(*dataDir, "authsvc.db"),
 			"--bootstrap-admin", admin.Email,
-		},
+		}, common...),
 		Env: []string{
 			"AUTHSVC_KEY_ENCRYPTION_KEY=" + kek,
 			"AUTHSVC_SERVICE_CREDENTIALS=" + serviceCredential,
@@ -104,7 +135,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	procs = append(procs, auth)
 	if err := auth.WaitServing(ctx); err != nil {
 		return err
 	}
@@ -115,22 +145,22 @@ func run() error {
 		p, err := cluster.Start(cluster.Spec{
 			Name: fmt.Sprintf("catalogsvc-%d", i+1),
 			Path: filepath.Join(*binDir, "catalogsvc"),
-			Args: []string{
+			Args: append([]string{
 				"--grpc-addr", addr,
 				"--admin-addr", adminOf(addr),
 				"--dsn", filepath.Join(*dataDir, "catalogsvc.db"),
 				"--auth-addr", authAddr,
-			},
+			}, common...),
 			Env:      []string{"CATALOGSVC_SERVICE_CREDENTIAL=" + serviceCredential},
 			GRPCAddr: addr,
 		}, out)
 		if err != nil {
 			return err
 		}
-		procs = append(procs, p)
+		catalogs = append(catalogs, p)
 		catalogAddrs = append(catalogAddrs, addr)
 	}
-	for _, p := range procs[1:] {
+	for _, p := range catalogs {
 		if err := p.WaitServing(ctx); err != nil {
 			return err
 		}
@@ -139,10 +169,13 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	printBanner(authAddr, catalogAddrs, cluster.QuickStart(grpcurlCommand(*grpcurl), authAddr, catalogAddrs,
-		"ada@example.com", "correct horse battery staple", productID, admin), admin)
+	// Last, so that it stays on the screen: a healthy cluster prints
+	// nothing more at the default level.
+	out.Printf("%s", banner(authAddr, catalogAddrs, cluster.QuickStart(grpcurlCommand(*grpcurl), authAddr, catalogAddrs,
+		"ada@example.com", "correct horse battery staple", productID, admin), admin))
 
 	// Serve until Ctrl-C, or until a process dies on its own.
+	procs := append([]*cluster.Process{auth}, catalogs...)
 	exited := make(chan *cluster.Process, len(procs))
 	for _, p := range procs {
 		go func() {
@@ -152,7 +185,7 @@ func run() error {
 	}
 	select {
 	case <-ctx.Done():
-		fmt.Println("\nstopping: draining every process ...")
+		out.Printf("\nstopping: draining every process ...\n")
 		return nil
 	case p := <-exited:
 		return fmt.Errorf("%s exited: %w", p.Spec.Name, p.Err())
@@ -206,7 +239,8 @@ func grpcurlCommand(pinned string) string {
 	return pinned
 }
 
-func printBanner(authAddr string, catalogAddrs []string, commands []string, admin cluster.Admin) {
+// banner returns the addresses and the walkthrough, ending in a blank line.
+func banner(authAddr string, catalogAddrs []string, commands []string, admin cluster.Admin) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\ntokencart is running (Ctrl-C stops it)\n\n")
 	for _, a := range append([]string{authAddr}, catalogAddrs...) {
@@ -221,7 +255,8 @@ func printBanner(authAddr string, catalogAddrs []string, commands []string, admi
 	for _, c := range commands {
 		fmt.Fprintf(&b, "  %s\n", c)
 	}
-	fmt.Println(b.String())
+	b.WriteString("\n")
+	return b.String()
 }
 
 // adminOf returns the admin address of a service at grpcAddr.

@@ -296,12 +296,12 @@ func TestDevOverlay(t *testing.T) {
 	cfg := catalogsvc.RegisterFlags(fs)
 	cfg.CartMode, cfg.CartKey = catalogsvc.CartModeRequest, examples["catalogsvc-secrets"]["cart-key"]
 	cfg.DSN = examples["catalogsvc-secrets"]["dsn"]
-	cfg.ServiceCredential = examples["catalogsvc-secrets"]["service-credential"]
+	cfg.Auth.ServiceCredential = examples["catalogsvc-secrets"]["service-credential"]
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("catalogsvc refuses the example secrets in request mode: %v", err)
 	}
 	// catalogsvc's service credential must be one authsvc accepts.
-	if !slices.Contains(strings.Split(examples["authsvc-secrets"]["service-credentials"], ","), cfg.ServiceCredential) {
+	if !slices.Contains(strings.Split(examples["authsvc-secrets"]["service-credentials"], ","), cfg.Auth.ServiceCredential) {
 		t.Error("the example catalogsvc service-credential is not among authsvc's service-credentials")
 	}
 	if len(m.secrets) != len(examples) {

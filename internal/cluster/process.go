@@ -66,6 +66,14 @@ func (o *Output) copyLines(r io.Reader, name string) {
 	_, _ = io.Copy(io.Discard, r)
 }
 
+// Printf writes text of the launcher's own (lines ending in a newline),
+// whole: no process's line lands in the middle of it.
+func (o *Output) Printf(format string, args ...any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	fmt.Fprintf(o.w, format, args...)
+}
+
 // Start starts spec's process, copying its output to out.
 func Start(spec Spec, out *Output) (*Process, error) {
 	cmd := exec.Command(spec.Path, spec.Args...)
@@ -135,6 +143,19 @@ func (p *Process) Stop(timeout time.Duration) error {
 		return fmt.Errorf("%s: %w", p.Spec.Name, p.err)
 	}
 	return nil
+}
+
+// StopAll stops every process in procs as Stop does, all at once, so that
+// stopping them takes as long as the slowest, not their sum. It returns
+// their errors joined.
+func StopAll(timeout time.Duration, procs ...*Process) error {
+	errs := make([]error, len(procs))
+	var wg sync.WaitGroup
+	for i, p := range procs {
+		wg.Go(func() { errs[i] = p.Stop(timeout) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // WaitServing polls the process's gRPC health service until the overall

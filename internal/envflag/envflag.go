@@ -72,3 +72,21 @@ func Parse(fs *flag.FlagSet, prefix string, args []string) error {
 	})
 	return errors.Join(errs...)
 }
+
+// MustParse is a command's whole reading of its configuration: Parse, then
+// validate. It returns only when both succeed; otherwise it exits, 0 after
+// -h (the usage is printed), and 2 after printing the error, prefixed by
+// fs.Name(), to stderr.
+func MustParse(fs *flag.FlagSet, prefix string, args []string, validate func() error) {
+	err := Parse(fs, prefix, args)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err == nil {
+		err = validate()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", fs.Name(), err)
+		os.Exit(2)
+	}
+}

@@ -110,7 +110,7 @@ func TestTokenCacheMemory(t *testing.T) {
 	t.Logf("token cache: %d entries, about %.0f bytes each, %.1f MiB in all", c.len(), perEntry, perEntry*n/(1<<20))
 	runtime.KeepAlive(c)
 	if perEntry > 1024 {
-		t.Errorf("%.0f bytes per entry; DefaultTokenCacheSize's documented bound assumes about 420", perEntry)
+		t.Errorf("%.0f bytes per entry; DefaultTokenCacheSize's documented bound assumes at most 1024", perEntry)
 	}
 }
 

@@ -4,24 +4,30 @@
 // go-grpc-middleware v2's auth interceptor. Handlers read the caller from
 // the context with ClaimsFrom; nothing else identifies a caller.
 //
-// It also provides the Authenticators that services replicated behind
-// authsvc use, built together by NewValidator from a Config:
+// A service replicated behind authsvc checks tokens with a Validator: Dial
+// builds one from a Config (which RegisterFlags binds to flags), and its Run
+// keeps the background state fresh. The Config's Mode picks the check:
 //
-//   - Local (mode "local"): the signature and claims are checked in process
-//     against authsvc's published keys (KeySource: fetched at start,
-//     refreshed periodically and, rate-limited, when an unknown kid shows
-//     up), remembered in a bounded, lock-free cache of verified tokens
-//     (keyed by the token's SHA-256, never past its exp, dropped when its
-//     key is withdrawn), and every call, cached or not, is checked against
-//     the revocation set (Revocations: fed by authsvc's WatchRevocations
-//     stream, resumed from its cursor with exponential backoff). When that
-//     feed has been silent longer than the staleness bound, tokens are
-//     either introspected at authsvc or refused with Unavailable
-//     (StalePolicy): never accepted unchecked.
-//   - Introspector (mode "remote"): every token is introspected at authsvc,
-//     with a short, bounded cache.
+//   - ModeLocal: the signature and claims are checked in process against
+//     authsvc's published keys (fetched at start, refreshed periodically
+//     and, rate-limited, when an unknown kid shows up); verified tokens are
+//     remembered in a bounded, lock-free cache (keyed by the token's
+//     SHA-256, never past its exp, dropped when its key is withdrawn); and
+//     every call, cached or not, is checked against the replica's
+//     revocation set, fed by authsvc's WatchRevocations stream and resumed
+//     from its cursor with exponential backoff. When that feed has been
+//     silent longer than the staleness bound, tokens are either
+//     introspected at authsvc or refused with Unavailable (StalePolicy):
+//     never accepted unchecked.
+//   - ModeRemote: every token is introspected at authsvc, with a short,
+//     bounded cache.
 //
-// Package fakeauth serves the authsvc side of this for tests.
+// In both modes a Guard limits the token checks of client addresses that
+// keep failing them. On authsvc's side, Services admits the calls of such
+// services to the revocation feed and to introspection, which present a
+// ServiceCredential or a client certificate.
+//
+// Package grpcauthtest serves the authsvc side of this for tests.
 package grpcauth
 
 import (

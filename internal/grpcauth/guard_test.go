@@ -9,14 +9,14 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/tokencart/tokencart/internal/grpcauth"
-	"github.com/tokencart/tokencart/internal/grpcauth/fakeauth"
+	"github.com/tokencart/tokencart/internal/grpcauth/grpcauthtest"
 	"github.com/tokencart/tokencart/internal/retryinfo"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
 // forge returns a token signed by a key nobody published, with a kid the
 // key set has (so that it costs a signature check), unique per call.
-func forge(t *testing.T, fake *fakeauth.Server, good string) string {
+func forge(t *testing.T, fake *grpcauthtest.Server, good string) string {
 	t.Helper()
 	raw := fake.Mint(t, "victim")
 	parts := strings.Split(raw, ".")
@@ -33,7 +33,7 @@ func TestGuard(t *testing.T) {
 	for _, mode := range []string{grpcauth.ModeLocal, grpcauth.ModeRemote} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			fake := fakeauth.Start(t)
+			fake := grpcauthtest.Start(t)
 			cfg := baseConfig()
 			cfg.Mode = mode
 			cfg.Guard = grpcauth.GuardConfig{Failures: 10, Every: time.Hour}

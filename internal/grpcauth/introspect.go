@@ -32,8 +32,8 @@ var (
 	errServiceRefused = status.Error(codes.Unavailable, "cannot check the token now: authsvc refused this service's credential; retry")
 )
 
-// IntrospectorConfig configures an Introspector.
-type IntrospectorConfig struct {
+// introspectorConfig configures an introspector.
+type introspectorConfig struct {
 	// Client reaches authsvc's IntrospectToken. Required.
 	Client authv1.AuthServiceClient
 	// Issuer and Audience are checked on active answers too. Required.
@@ -50,11 +50,11 @@ type IntrospectorConfig struct {
 	Now func() time.Time
 }
 
-// Introspector authenticates a token by asking authsvc (RFC 7662 style),
+// introspector authenticates a token by asking authsvc (RFC 7662 style),
 // with a short, bounded cache of active answers. It is the whole
 // authenticator in remote mode and the revocation check of the local mode
 // while the revocation feed is stale.
-type Introspector struct {
+type introspector struct {
 	client   authv1.AuthServiceClient
 	issuer   string
 	audience string
@@ -64,8 +64,8 @@ type Introspector struct {
 	now      func() time.Time
 }
 
-// NewIntrospector returns an Introspector for cfg.
-func NewIntrospector(cfg IntrospectorConfig) (*Introspector, error) {
+// newIntrospector returns an introspector for cfg.
+func newIntrospector(cfg introspectorConfig) (*introspector, error) {
 	switch {
 	case cfg.Client == nil:
 		return nil, errors.New("introspector: Client is required")
@@ -77,7 +77,7 @@ func NewIntrospector(cfg IntrospectorConfig) (*Introspector, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	i := &Introspector{client: cfg.Client, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cfg.CacheTTL, guard: cfg.Guard, now: cfg.Now}
+	i := &introspector{client: cfg.Client, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cfg.CacheTTL, guard: cfg.Guard, now: cfg.Now}
 	if cfg.CacheTTL > 0 {
 		i.cache = newTokenCache(cfg.CacheSize)
 	}
@@ -88,7 +88,7 @@ func NewIntrospector(cfg IntrospectorConfig) (*Introspector, error) {
 // shaped like one of our tokens is refused without a call, and a caller
 // that keeps presenting tokens authsvc does not know meets the Guard, so
 // garbage cannot be amplified into load on authsvc.
-func (i *Introspector) Authenticate(ctx context.Context, raw string) (token.Claims, error) {
+func (i *introspector) Authenticate(ctx context.Context, raw string) (token.Claims, error) {
 	k := keyOf(raw)
 	if c, ok := i.cache.get(k, i.now()); ok {
 		return c, nil
@@ -104,7 +104,7 @@ func (i *Introspector) Authenticate(ctx context.Context, raw string) (token.Clai
 	return c, err
 }
 
-func (i *Introspector) authenticate(ctx context.Context, raw string, k tokenKey) (token.Claims, error) {
+func (i *introspector) authenticate(ctx context.Context, raw string, k tokenKey) (token.Claims, error) {
 	now := i.now()
 	if c, ok := i.cache.get(k, now); ok {
 		return c, nil

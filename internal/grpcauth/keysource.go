@@ -20,7 +20,7 @@ import (
 
 // Key-set defaults.
 const (
-	// DefaultKeySetRefresh is how often a KeySource refetches the key set.
+	// DefaultKeySetRefresh is how often a keySource refetches the key set.
 	// It must stay well below authsvc's key publish delay (the time between
 	// publishing a new key and signing with it), so every replica knows a
 	// key before the first token signed with it arrives.
@@ -35,8 +35,8 @@ const (
 // errNoKeySet is the readiness error before the first key set arrives.
 var errNoKeySet = errors.New("no key set loaded from authsvc yet")
 
-// KeySourceConfig configures a KeySource.
-type KeySourceConfig struct {
+// keySourceConfig configures a keySource.
+type keySourceConfig struct {
 	// Client reaches authsvc's GetKeySet. Required.
 	Client authv1.AuthServiceClient
 	// Refresh is the periodic refetch interval; zero means
@@ -49,10 +49,10 @@ type KeySourceConfig struct {
 	Log *slog.Logger
 }
 
-// KeySource is the current verification key set of authsvc, kept fresh in
+// keySource is the current verification key set of authsvc, kept fresh in
 // the background. It implements token.KeyLookup over an atomically swapped
 // *token.KeySet, so lookups never block.
-type KeySource struct {
+type keySource struct {
 	client  authv1.AuthServiceClient
 	refresh time.Duration
 	log     *slog.Logger
@@ -69,8 +69,8 @@ type KeySource struct {
 	onRemoved   []func(kids []string) // told which kids left the set
 }
 
-// NewKeySource returns a KeySource with no keys; Run loads them.
-func NewKeySource(cfg KeySourceConfig) (*KeySource, error) {
+// newKeySource returns a keySource with no keys; Run loads them.
+func newKeySource(cfg keySourceConfig) (*keySource, error) {
 	if cfg.Client == nil || cfg.Log == nil {
 		return nil, errors.New("key source: Client and Log are required")
 	}
@@ -83,7 +83,7 @@ func NewKeySource(cfg KeySourceConfig) (*KeySource, error) {
 	if cfg.UnknownKeyInterval == 0 {
 		cfg.UnknownKeyInterval = DefaultUnknownKeyInterval
 	}
-	return &KeySource{
+	return &keySource{
 		client:  cfg.Client,
 		refresh: cfg.Refresh,
 		log:     cfg.Log,
@@ -94,17 +94,17 @@ func NewKeySource(cfg KeySourceConfig) (*KeySource, error) {
 }
 
 // Key returns the public key with id kid from the current set.
-func (k *KeySource) Key(kid string) (ed25519.PublicKey, bool) {
+func (k *keySource) Key(kid string) (ed25519.PublicKey, bool) {
 	return k.current.Load().Key(kid) // a nil *KeySet has no keys
 }
 
 // KeySet returns the current key set, nil before the first fetch.
-func (k *KeySource) KeySet() *token.KeySet {
+func (k *keySource) KeySet() *token.KeySet {
 	return k.current.Load()
 }
 
 // Ready is a readiness check: an error until a key set has been loaded.
-func (k *KeySource) Ready(context.Context) error {
+func (k *keySource) Ready(context.Context) error {
 	if k.current.Load() == nil {
 		return errNoKeySet
 	}
@@ -113,13 +113,13 @@ func (k *KeySource) Ready(context.Context) error {
 
 // Fetches returns how many key-set fetches have been attempted and how many
 // of them failed, for tests and diagnostics.
-func (k *KeySource) Fetches() (attempted, failed int64) {
+func (k *keySource) Fetches() (attempted, failed int64) {
 	return k.fetches.Load(), k.failures.Load()
 }
 
 // OnRemoved registers fn to be called, from Run's goroutine, with the key ids
 // that a refresh found withdrawn.
-func (k *KeySource) OnRemoved(fn func(kids []string)) {
+func (k *keySource) OnRemoved(fn func(kids []string)) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.onRemoved = append(k.onRemoved, fn)
@@ -129,7 +129,7 @@ func (k *KeySource) OnRemoved(fn func(kids []string)) {
 // RefreshUnknown asks, until ctx is done. Failed fetches are retried with
 // exponential backoff; the last good set stays in use meanwhile. Run returns
 // nil when ctx is done.
-func (k *KeySource) Run(ctx context.Context) error {
+func (k *keySource) Run(ctx context.Context) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 100 * time.Millisecond
 	b.MaxInterval = min(k.refresh, MaxReconnectWait)
@@ -184,7 +184,7 @@ func (k *KeySource) Run(ctx context.Context) error {
 // refresh runs per UnknownKeyInterval; callers arriving while one is
 // pending share it. It reports whether a refresh happened, in which case
 // the caller should look the kid up again.
-func (k *KeySource) RefreshUnknown(ctx context.Context) bool {
+func (k *keySource) RefreshUnknown(ctx context.Context) bool {
 	k.mu.Lock()
 	if !k.kickPending {
 		if !k.limiter.Allow() {
@@ -207,7 +207,7 @@ func (k *KeySource) RefreshUnknown(ctx context.Context) bool {
 	}
 }
 
-func (k *KeySource) fetch(ctx context.Context) error {
+func (k *keySource) fetch(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, keySetFetchTimeout)
 	defer cancel()
 	resp, err := k.client.GetKeySet(ctx, &authv1.GetKeySetRequest{})

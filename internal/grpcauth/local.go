@@ -19,7 +19,7 @@ type StalePolicy string
 // The stale policies.
 const (
 	// StaleIntrospect asks authsvc about every token (through the
-	// Introspector's short cache) until the feed is fresh again.
+	// introspector's short cache) until the feed is fresh again.
 	StaleIntrospect StalePolicy = "introspect"
 	// StaleRefuse refuses every authenticated call with Unavailable until
 	// the feed is fresh again.
@@ -30,23 +30,23 @@ const (
 // revocation (StaleRefuse).
 var errRevocationUnknown = status.Error(codes.Unavailable, "token revocation status unknown; retry later")
 
-// LocalConfig configures a Local authenticator.
-type LocalConfig struct {
+// localConfig configures a localAuthenticator.
+type localConfig struct {
 	// Verifier checks signatures and claims; its key lookup should be Keys.
 	// Required.
 	Verifier *token.Verifier
 	// Keys is refreshed when a token names an unknown kid, and tells the
 	// cache which keys were withdrawn. Required.
-	Keys *KeySource
+	Keys *keySource
 	// Revocations is consulted on every call. Required.
-	Revocations *Revocations
+	Revocations *revocationFeed
 	// Staleness is how long the revocation feed may be silent before
 	// StalePolicy applies. Required (> 0).
 	Staleness time.Duration
-	// StalePolicy is StaleIntrospect (Introspector required) or StaleRefuse.
+	// StalePolicy is StaleIntrospect (introspector required) or StaleRefuse.
 	StalePolicy StalePolicy
 	// Introspector answers while the feed is stale under StaleIntrospect.
-	Introspector *Introspector
+	Introspector *introspector
 	// CacheSize bounds the verified-token cache in entries; zero disables
 	// the cache (every call verifies the signature).
 	CacheSize int
@@ -56,24 +56,24 @@ type LocalConfig struct {
 	Now func() time.Time
 }
 
-// Local authenticates tokens without calling authsvc on the hot path: a
+// localAuthenticator authenticates tokens without calling authsvc on the hot path: a
 // signature and claims check against the published key set, remembered in
 // a cache of verified tokens, plus the revocation set on every call,
 // cache hit or not.
-type Local struct {
+type localAuthenticator struct {
 	verifier  *token.Verifier
-	keys      *KeySource
-	revs      *Revocations
+	keys      *keySource
+	revs      *revocationFeed
 	staleness time.Duration
 	policy    StalePolicy
-	intro     *Introspector
+	intro     *introspector
 	cache     *tokenCache
 	guard     *Guard
 	now       func() time.Time
 }
 
-// NewLocal returns a Local authenticator for cfg.
-func NewLocal(cfg LocalConfig) (*Local, error) {
+// newLocalAuthenticator returns a localAuthenticator for cfg.
+func newLocalAuthenticator(cfg localConfig) (*localAuthenticator, error) {
 	switch {
 	case cfg.Verifier == nil || cfg.Keys == nil || cfg.Revocations == nil:
 		return nil, errors.New("local authenticator: Verifier, Keys and Revocations are required")
@@ -82,14 +82,14 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	case cfg.CacheSize < 0:
 		return nil, errors.New("local authenticator: CacheSize must not be negative")
 	case cfg.StalePolicy == StaleIntrospect && cfg.Introspector == nil:
-		return nil, errors.New("local authenticator: the introspect stale policy needs an Introspector")
+		return nil, errors.New("local authenticator: the introspect stale policy needs an introspector")
 	case cfg.StalePolicy != StaleIntrospect && cfg.StalePolicy != StaleRefuse:
 		return nil, fmt.Errorf("local authenticator: unknown stale policy %q", cfg.StalePolicy)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	l := &Local{
+	l := &localAuthenticator{
 		verifier:  cfg.Verifier,
 		keys:      cfg.Keys,
 		revs:      cfg.Revocations,
@@ -107,7 +107,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 // Authenticate implements Authenticator. A token found in the cache costs
 // a hash and two map lookups; any other goes through the Guard before its
 // signature is checked.
-func (l *Local) Authenticate(ctx context.Context, raw string) (token.Claims, error) {
+func (l *localAuthenticator) Authenticate(ctx context.Context, raw string) (token.Claims, error) {
 	now := l.now()
 	k := keyOf(raw)
 	c, ok := l.cache.get(k, now)
@@ -148,7 +148,7 @@ func (l *Local) Authenticate(ctx context.Context, raw string) (token.Claims, err
 // feed has been silent for longer than the staleness bound (or has never
 // spoken), or the set is not complete (its first replay has not ended, or
 // it overflowed its capacity).
-func (l *Local) Stale(now time.Time) bool {
+func (l *localAuthenticator) Stale(now time.Time) bool {
 	last := l.revs.lastMsg.Load()
 	return last == 0 || now.UnixNano()-last > int64(l.staleness) || !l.revs.Complete()
 }

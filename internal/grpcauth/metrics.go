@@ -2,30 +2,51 @@ package grpcauth
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Collectors returns the validator's metrics: its Guard's, and in local
-// mode the revocation set's size and completeness (alert on
-// tokencart_auth_revocation_set_complete == 0: the replica then checks
-// every token by its stale policy).
+// Collectors returns the validator's metrics, read from Status: its
+// Guard's, and in local mode the key-set fetches and the revocation feed's
+// state (alert on tokencart_auth_revocation_feed_stale == 1: the replica
+// then checks every token by its stale policy).
 func (v *Validator) Collectors() []prometheus.Collector {
 	cs := v.guard.Collectors()
-	if v.revs == nil {
+	if v.local == nil {
 		return cs
 	}
+	gauge := func(name, help string, f func(Status) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(v.Status()) })
+	}
+	counter := func(name, help string, f func(Status) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(v.Status())) })
+	}
 	return append(cs,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "tokencart_auth_revocation_entries",
-			Help: "Revocation entries held: accounts with revocations plus their session and token entries.",
-		}, func() float64 { return float64(v.revs.Len()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "tokencart_auth_revocation_set_complete",
-			Help: "1 while the revocation set holds the whole state; 0 before its first replay, or after it overflowed.",
-		}, func() float64 {
-			if v.revs.Complete() {
-				return 1
-			}
-			return 0
-		}),
+		gauge("tokencart_auth_revocation_entries",
+			"Revocation entries held: accounts with revocations plus their session and token entries.",
+			func(s Status) float64 { return float64(s.Revocations) }),
+		gauge("tokencart_auth_revocation_set_complete",
+			"1 while the revocation set holds the whole state; 0 before its first replay, or after it overflowed.",
+			func(s Status) float64 { return boolValue(s.FeedComplete) }),
+		gauge("tokencart_auth_revocation_feed_stale",
+			"1 while tokens are checked by the stale policy because the revocation feed is silent or incomplete.",
+			func(s Status) float64 { return boolValue(s.Stale) }),
+		gauge("tokencart_auth_revocation_feed_last_message_timestamp_seconds",
+			"When the revocation feed last delivered a revocation or heartbeat (0 before the first).",
+			func(s Status) float64 {
+				if s.FeedLastMessage.IsZero() {
+					return 0
+				}
+				return float64(s.FeedLastMessage.UnixNano()) / 1e9
+			}),
+		counter("tokencart_auth_keyset_fetches_total", "Key-set fetches from authsvc attempted.",
+			func(s Status) int64 { return s.KeyFetches }),
+		counter("tokencart_auth_keyset_fetch_failures_total", "Key-set fetches from authsvc that failed.",
+			func(s Status) int64 { return s.KeyFetchFailures }),
 	)
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Collectors returns the guard's counts as metrics.

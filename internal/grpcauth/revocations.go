@@ -33,12 +33,11 @@ const (
 	// opening the next from its cursor. authsvc closes every connection
 	// MaxConnectionAge after it opened, MaxConnectionAgeGrace (10 s by
 	// default) after telling the client with a GOAWAY, and a stream on such
-	// a connection stops delivering before the close reaches the client: in
-	// the chaos test authsvc's Send failed with "transport is closing" 740
-	// ms before the replica read EOF, and TestRevocationFeedOutlivesConnectionAge
-	// saw a revocation take 1.01 s with streams kept for an hour. A stream
-	// younger than the grace period was opened after the GOAWAY, on the
-	// client's new connection, so it is not the one being closed.
+	// a connection stops delivering before the close reaches the client, so
+	// a stream kept that long delivers revocations late (bench/RESULTS.md
+	// has the measurements). A stream younger than the grace period was
+	// opened after the GOAWAY, on the client's new connection, so it is not
+	// the one being closed.
 	DefaultStreamLifetime = 5 * time.Second
 )
 
@@ -50,8 +49,8 @@ var (
 	errResync  = errors.New("revocation set resync")
 )
 
-// RevocationsConfig configures a Revocations.
-type RevocationsConfig struct {
+// revocationFeedConfig configures a revocationFeed.
+type revocationFeedConfig struct {
 	// Client reaches authsvc's WatchRevocations. Required.
 	Client authv1.AuthServiceClient
 	// IdleTimeout abandons and reopens a stream that has delivered nothing
@@ -75,14 +74,14 @@ type RevocationsConfig struct {
 	Now func() time.Time
 }
 
-// Revocations is the replica's copy of authsvc's revocation state (revoked
+// revocationFeed is the replica's copy of authsvc's revocation state (revoked
 // sessions, accounts and single tokens), fed by its WatchRevocations stream.
 // It holds what is unexpired, at most Capacity entries. It records when the
 // feed last delivered a message (heartbeats included), so callers can tell
 // a quiet feed from a dead one, and whether it holds the whole state
 // (Complete): not before the first replay has ended, nor after an entry
 // could not be kept.
-type Revocations struct {
+type revocationFeed struct {
 	client     authv1.AuthServiceClient
 	idle       time.Duration
 	lifetime   time.Duration
@@ -105,8 +104,8 @@ type Revocations struct {
 	warnedHB  bool      // the heartbeat-interval warning was logged
 }
 
-// NewRevocations returns an empty set; Run fills it.
-func NewRevocations(cfg RevocationsConfig) (*Revocations, error) {
+// newRevocationFeed returns an empty set; Run fills it.
+func newRevocationFeed(cfg revocationFeedConfig) (*revocationFeed, error) {
 	if cfg.Client == nil || cfg.Log == nil {
 		return nil, errors.New("revocations: Client and Log are required")
 	}
@@ -131,7 +130,7 @@ func NewRevocations(cfg RevocationsConfig) (*Revocations, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	r := &Revocations{
+	r := &revocationFeed{
 		client: cfg.Client, idle: cfg.IdleTimeout, lifetime: cfg.StreamLifetime, capacity: cfg.Capacity,
 		pruneEvery: cfg.PruneEvery, log: cfg.Log, now: cfg.Now,
 	}
@@ -142,20 +141,20 @@ func NewRevocations(cfg RevocationsConfig) (*Revocations, error) {
 // Revoked reports whether the token with claims c has been revoked: its
 // session, its account (a cutoff after its session's creation) or the token
 // itself. Only meaningful while Complete.
-func (r *Revocations) Revoked(c token.Claims) bool {
+func (r *revocationFeed) Revoked(c token.Claims) bool {
 	return r.set.Load().revoked(c)
 }
 
 // Complete reports whether the set holds the whole revocation state as of
 // the last message: a replay has ended since it was (re)built, and no entry
 // had to be dropped or was of an unknown kind.
-func (r *Revocations) Complete() bool {
+func (r *revocationFeed) Complete() bool {
 	return r.synced.Load() && !r.unsupported.Load() && !r.set.Load().incomplete.Load()
 }
 
 // LastMessage returns when the feed last delivered a message, the zero time
 // before the first.
-func (r *Revocations) LastMessage() time.Time {
+func (r *revocationFeed) LastMessage() time.Time {
 	n := r.lastMsg.Load()
 	if n == 0 {
 		return time.Time{}
@@ -165,14 +164,14 @@ func (r *Revocations) LastMessage() time.Time {
 
 // Len returns the number of entries held: accounts with revocations plus
 // their session and token entries.
-func (r *Revocations) Len() int { return r.set.Load().len() }
+func (r *revocationFeed) Len() int { return r.set.Load().len() }
 
 // Resyncs returns how many times the set was rebuilt from a full replay
 // after it overflowed.
-func (r *Revocations) Resyncs() int64 { return r.resyncs.Load() }
+func (r *revocationFeed) Resyncs() int64 { return r.resyncs.Load() }
 
 // Connects returns how many times the feed has been opened.
-func (r *Revocations) Connects() int64 { return r.connects.Load() }
+func (r *revocationFeed) Connects() int64 { return r.connects.Load() }
 
 // Run follows the feed until ctx is done. After a disconnect it resumes
 // from the cursor of the last message it processed, waiting between
@@ -180,7 +179,7 @@ func (r *Revocations) Connects() int64 { return r.connects.Load() }
 // nothing published meanwhile is missed; a stream that reaches its
 // lifetime is followed by the next at once. Run returns nil when ctx is
 // done.
-func (r *Revocations) Run(ctx context.Context) error {
+func (r *revocationFeed) Run(ctx context.Context) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 50 * time.Millisecond
 	b.MaxInterval = MaxReconnectWait
@@ -228,7 +227,7 @@ func (r *Revocations) Run(ctx context.Context) error {
 
 // follow reads one stream until it fails. It always returns an error: a
 // stream that ends is a disconnect too.
-func (r *Revocations) follow(ctx context.Context, cursor *string, b backoff.BackOff) error {
+func (r *revocationFeed) follow(ctx context.Context, cursor *string, b backoff.BackOff) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	errIdle := fmt.Errorf("no message for %v", r.idle)
@@ -297,7 +296,7 @@ func (r *Revocations) follow(ctx context.Context, cursor *string, b backoff.Back
 // add records one entry of the feed in set. An entry is kept until every
 // token it covers can no longer be accepted by any verifier: its expiry
 // plus the largest clock-skew leeway.
-func (r *Revocations) add(ctx context.Context, set *revocationSet, rev *authv1.Revocation, now time.Time) {
+func (r *revocationFeed) add(ctx context.Context, set *revocationSet, rev *authv1.Revocation, now time.Time) {
 	until := now.Add(token.DefaultLifetime + token.MaxLeeway) // expiry unknown: as long as any token lives
 	if rev.GetExpireTime() != nil {
 		until = rev.GetExpireTime().AsTime().Add(token.MaxLeeway)

@@ -11,10 +11,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tokencart/tokencart/authsvc"
-	"github.com/tokencart/tokencart/authsvc/authtest"
+	"github.com/tokencart/tokencart/authsvc/authsvctest"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/grpcauth"
-	"github.com/tokencart/tokencart/internal/leaktest"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -27,17 +27,17 @@ import (
 // streams kept for an hour, each close interrupts the feed.)
 func TestRevocationFeedOutlivesConnectionAge(t *testing.T) {
 	t.Parallel()
-	s := authtest.Start(t, authtest.Options{Configure: func(c *authsvc.Config) {
+	s := authsvctest.Start(t, authsvctest.Options{Configure: func(c *authsvc.Config) {
 		c.Serve.MaxConnectionAge = 300 * time.Millisecond
 		c.Serve.MaxConnectionAgeGrace = 2 * time.Second
 	}})
 	conn, err := grpc.NewClient(s.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(grpcauth.ServiceCredential(authtest.TestServiceCredential)))
+		grpc.WithPerRPCCredentials(grpcauth.ServiceCredential(authsvctest.TestServiceCredential)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	var logs leaktest.Log
+	var logs expect.LogBuffer
 	revs, err := grpcauth.NewRevocations(grpcauth.RevocationsConfig{
 		Client:         authv1.NewAuthServiceClient(conn),
 		StreamLifetime: 500 * time.Millisecond,
@@ -64,12 +64,12 @@ func TestRevocationFeedOutlivesConnectionAge(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Client.Logout(authtest.WithToken(ctx, access), &authv1.LogoutRequest{}); err != nil {
+		if _, err := s.Client.Logout(authsvctest.WithToken(ctx, access), &authv1.LogoutRequest{}); err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()
 		c := token.Claims{Subject: intro.GetSubject(), TokenID: intro.GetTokenId(), SessionID: intro.GetSessionId(), IssuedAt: intro.GetIssueTime().AsTime()}
-		waitFor(t, "the revocation", func() bool { return revs.Revoked(c) })
+		expect.Eventually(t, testTimeout, "the revocation", func() bool { return revs.Revoked(c) })
 		slowest = max(slowest, time.Since(start))
 		time.Sleep(100 * time.Millisecond)
 	}

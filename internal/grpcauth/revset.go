@@ -12,10 +12,10 @@ import (
 const (
 	// DefaultRevocationCapacity bounds the entries a replica holds: accounts
 	// with revocations plus their session and token entries. An account
-	// with one revoked session (two entries) takes about 100 bytes
-	// (TestRevocationSetMemory), so the set is ≈ 25 MiB when full. Past it
-	// the set is incomplete and tokens are checked as when the feed is
-	// stale (StalePolicy), never accepted unchecked.
+	// with one revoked session (two entries) takes at most 200 bytes
+	// (TestRevocationSetMemory checks it), so the set stays under 48 MiB
+	// when full. Past it the set is incomplete and tokens are checked as
+	// when the feed is stale (StalePolicy), never accepted unchecked.
 	DefaultRevocationCapacity = 500_000
 	// MaxEntriesPerAccount is the most session and token entries the set
 	// keeps for one account. authsvc keeps far fewer (its

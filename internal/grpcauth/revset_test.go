@@ -14,16 +14,17 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/grpcauth"
-	"github.com/tokencart/tokencart/internal/grpcauth/fakeauth"
+	"github.com/tokencart/tokencart/internal/grpcauth/grpcauthtest"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
 // mintIn returns a token of subject in session sid, issued at iat.
-func mintIn(t *testing.T, fake *fakeauth.Server, subject, sid string, iat time.Time) string {
+func mintIn(t *testing.T, fake *grpcauthtest.Server, subject, sid string, iat time.Time) string {
 	t.Helper()
 	return fake.MintClaims(t, token.Claims{
-		Issuer: fakeauth.Issuer, Subject: subject, Audience: []string{fakeauth.Audience},
+		Issuer: grpcauthtest.Issuer, Subject: subject, Audience: []string{grpcauthtest.Audience},
 		TokenID: token.NewID(), SessionID: sid, IssuedAt: iat, Expiry: iat.Add(time.Hour),
 	})
 }
@@ -33,7 +34,7 @@ func mintIn(t *testing.T, fake *fakeauth.Server, subject, sid string, iat time.T
 // created before its cutoff, and tokens without a session issued by then.
 func TestSessionAndAccountRevocation(t *testing.T) {
 	t.Parallel()
-	fake := fakeauth.Start(t)
+	fake := grpcauthtest.Start(t)
 	v := startValidator(t, fake, baseConfig())
 	ctx := context.Background()
 	now := time.Now()
@@ -48,7 +49,7 @@ func TestSessionAndAccountRevocation(t *testing.T) {
 		}
 	}
 	fake.RevokeSession(t, a1)
-	waitFor(t, "the session entry", func() bool { _, err := v.Authenticate(ctx, a2); return err != nil })
+	expect.Eventually(t, testTimeout, "the session entry", func() bool { _, err := v.Authenticate(ctx, a2); return err != nil })
 	for name, raw := range map[string]string{"first token of the session": a1, "second token of the session": a2} {
 		if _, err := v.Authenticate(ctx, raw); err == nil {
 			t.Errorf("%s accepted after the session was revoked", name)
@@ -62,7 +63,7 @@ func TestSessionAndAccountRevocation(t *testing.T) {
 
 	cut := now.Add(-30 * time.Second) // after s1 and the legacy token, before s2
 	fake.RevokeAccount("alice", cut)
-	waitFor(t, "the account entry", func() bool { _, err := v.Authenticate(ctx, legacy); return err != nil })
+	expect.Eventually(t, testTimeout, "the account entry", func() bool { _, err := v.Authenticate(ctx, legacy); return err != nil })
 	if _, err := v.Authenticate(ctx, other); err != nil {
 		t.Errorf("a session created after the cutoff refused: %v", err)
 	}
@@ -70,14 +71,14 @@ func TestSessionAndAccountRevocation(t *testing.T) {
 		t.Errorf("another account refused: %v", err)
 	}
 	fake.RevokeAccount("alice", now)
-	waitFor(t, "the later cutoff", func() bool { _, err := v.Authenticate(ctx, other); return err != nil })
-	if got := v.Revocations().Len(); got != 1 {
+	expect.Eventually(t, testTimeout, "the later cutoff", func() bool { _, err := v.Authenticate(ctx, other); return err != nil })
+	if got := v.Status().Revocations; got != 1 {
 		t.Errorf("holds %d entries, want 1: the account entry replaces the session entry it covers", got)
 	}
 }
 
 // startFeed runs a Revocations following fake with cfg until the test ends.
-func startFeed(t *testing.T, fake *fakeauth.Server, cfg grpcauth.RevocationsConfig) *grpcauth.Revocations {
+func startFeed(t *testing.T, fake *grpcauthtest.Server, cfg grpcauth.RevocationsConfig) *grpcauth.Revocations {
 	t.Helper()
 	conn, err := grpc.NewClient(fake.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -108,7 +109,7 @@ func startFeed(t *testing.T, fake *fakeauth.Server, cfg grpcauth.RevocationsConf
 // still refused.
 func TestRevocationsPerAccountBounded(t *testing.T) {
 	t.Parallel()
-	fake := fakeauth.Start(t)
+	fake := grpcauthtest.Start(t)
 	revs := startFeed(t, fake, grpcauth.RevocationsConfig{})
 	base := time.Now().Add(-time.Hour)
 	var revoked []token.Claims
@@ -119,7 +120,7 @@ func TestRevocationsPerAccountBounded(t *testing.T) {
 		fake.PublishEntry(&authv1.Revocation{Kind: authv1.RevocationKind_REVOCATION_KIND_SESSION, Subject: "mallory", SessionId: sid,
 			ExpireTime: timestamppb.New(time.Now().Add(time.Hour))})
 	}
-	waitFor(t, "every entry", func() bool { return revs.Revoked(revoked[len(revoked)-1]) })
+	expect.Eventually(t, testTimeout, "every entry", func() bool { return revs.Revoked(revoked[len(revoked)-1]) })
 	if got := revs.Len(); got > grpcauth.MaxEntriesPerAccount+1 {
 		t.Errorf("holds %d entries for one account, bound is %d", got, grpcauth.MaxEntriesPerAccount+1)
 	}
@@ -138,23 +139,23 @@ func TestRevocationsPerAccountBounded(t *testing.T) {
 // expiry makes room it replays the whole state and is complete again.
 func TestRevocationCapacity(t *testing.T) {
 	t.Parallel()
-	fake := fakeauth.Start(t, fakeauth.WithHeartbeat(20*time.Millisecond))
+	fake := grpcauthtest.Start(t, grpcauthtest.WithHeartbeat(20*time.Millisecond))
 	var offset atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	revs := startFeed(t, fake, grpcauth.RevocationsConfig{Capacity: 10, PruneEvery: 50 * time.Millisecond, Now: clock})
-	waitFor(t, "the first replay", revs.Complete)
+	expect.Eventually(t, testTimeout, "the first replay", revs.Complete)
 	for i := range 12 { // an account and a session entry each: 24 > 10
 		fake.PublishEntry(&authv1.Revocation{Kind: authv1.RevocationKind_REVOCATION_KIND_SESSION, Subject: fmt.Sprint("u", i),
 			SessionId: token.NewSessionID(time.Now()), ExpireTime: timestamppb.New(time.Now().Add(time.Hour))})
 	}
-	waitFor(t, "the set to overflow", func() bool { return !revs.Complete() })
+	expect.Eventually(t, testTimeout, "the set to overflow", func() bool { return !revs.Complete() })
 	if got := revs.Len(); got > 10 {
 		t.Errorf("holds %d entries, capacity 10", got)
 	}
 	// Every entry expires: the next prune makes room, and the replay of
 	// the (now expired) state fits.
 	offset.Store(int64(3 * time.Hour))
-	waitFor(t, "a resync", func() bool { return revs.Complete() && revs.Resyncs() > 0 })
+	expect.Eventually(t, testTimeout, "a resync", func() bool { return revs.Complete() && revs.Resyncs() > 0 })
 	if got := revs.Len(); got != 0 {
 		t.Errorf("after the resync: %d entries, want 0", got)
 	}
@@ -164,7 +165,7 @@ func TestRevocationCapacity(t *testing.T) {
 // incomplete (stale policy), rather than ignoring what may be a revocation.
 func TestUnknownEntryKind(t *testing.T) {
 	t.Parallel()
-	fake := fakeauth.Start(t)
+	fake := grpcauthtest.Start(t)
 	cfg := baseConfig()
 	cfg.StalePolicy = grpcauth.StaleRefuse
 	v := startValidator(t, fake, cfg)
@@ -173,7 +174,7 @@ func TestUnknownEntryKind(t *testing.T) {
 		t.Fatal(err)
 	}
 	fake.PublishEntry(&authv1.Revocation{Kind: authv1.RevocationKind(99), Subject: "u", ExpireTime: timestamppb.New(time.Now().Add(time.Hour))})
-	waitFor(t, "the set to be incomplete", func() bool { return !v.Revocations().Complete() })
+	expect.Eventually(t, testTimeout, "the set to be incomplete", func() bool { return !v.Status().FeedComplete })
 	if _, err := v.Authenticate(context.Background(), good); authCode(err) != codes.Unavailable {
 		t.Errorf("after an unknown entry: code %v, want Unavailable (stale policy refuse)", authCode(err))
 	}

@@ -23,9 +23,9 @@ import (
 // that follow its revocation feed or introspect tokens.
 const ServiceCredentialHeader = "tokencart-service-credential"
 
-// MinServiceCredentialSize is the least number of random bytes in a service
+// minServiceCredentialSize is the least number of random bytes in a service
 // credential.
-const MinServiceCredentialSize = 32
+const minServiceCredentialSize = 32
 
 // ServiceCredential is the per-call credential of a service calling
 // authsvc's service methods: a grpc.WithPerRPCCredentials that sends the
@@ -45,7 +45,7 @@ func (ServiceCredential) RequireTransportSecurity() bool { return false }
 // ServicesConfig says which callers are services.
 type ServicesConfig struct {
 	// Credentials are the accepted service credentials, each base64 of at
-	// least MinServiceCredentialSize random bytes. More than one lets a
+	// least minServiceCredentialSize random bytes. More than one lets a
 	// credential be replaced without downtime.
 	Credentials []string
 	// Identities are the accepted identities of mutual-TLS client
@@ -72,7 +72,7 @@ var (
 func NewServices(cfg ServicesConfig) (*Services, error) {
 	s := &Services{identities: slices.Clone(cfg.Identities)}
 	for _, c := range cfg.Credentials {
-		b, err := secret.DecodeAtLeast(c, MinServiceCredentialSize)
+		b, err := secret.DecodeAtLeast(c, minServiceCredentialSize)
 		if err != nil {
 			return nil, err
 		}
@@ -89,38 +89,28 @@ func NewServices(cfg ServicesConfig) (*Services, error) {
 // Configured reports whether any service can authenticate at all.
 func (s *Services) Configured() bool { return len(s.digests) > 0 || len(s.identities) > 0 }
 
-type serviceKey struct{}
-
-// ServiceFrom returns the identity of the service that made the call, if a
-// service did ("credential" or the certificate identity).
-func ServiceFrom(ctx context.Context) (string, bool) {
-	id, ok := ctx.Value(serviceKey{}).(string)
-	return id, ok
-}
-
 // AuthFunc returns the go-grpc-middleware auth function that admits only
 // services.
 func (s *Services) AuthFunc() auth.AuthFunc {
 	return func(ctx context.Context) (context.Context, error) {
-		id, err := s.authenticate(ctx)
-		if err != nil {
+		if err := s.authenticate(ctx); err != nil {
 			return nil, err
 		}
-		return context.WithValue(ctx, serviceKey{}, id), nil
+		return ctx, nil
 	}
 }
 
-func (s *Services) authenticate(ctx context.Context) (string, error) {
-	if id, ok := s.certificateIdentity(ctx); ok {
-		return id, nil
+func (s *Services) authenticate(ctx context.Context) error {
+	if s.certificateIdentity(ctx) {
+		return nil
 	}
 	vals := metadata.ValueFromIncomingContext(ctx, ServiceCredentialHeader)
 	if len(vals) != 1 {
-		return "", errServiceRequired
+		return errServiceRequired
 	}
-	b, err := secret.DecodeAtLeast(vals[0], MinServiceCredentialSize)
+	b, err := secret.DecodeAtLeast(vals[0], minServiceCredentialSize)
 	if err != nil {
-		return "", errServiceDenied
+		return errServiceDenied
 	}
 	got := sha256.Sum256(b)
 	match := 0
@@ -128,31 +118,26 @@ func (s *Services) authenticate(ctx context.Context) (string, error) {
 		match |= subtle.ConstantTimeCompare(got[:], d[:])
 	}
 	if match != 1 {
-		return "", errServiceDenied
+		return errServiceDenied
 	}
-	return "credential", nil
+	return nil
 }
 
-// certificateIdentity returns the allowed identity of the call's verified
-// client certificate, if it has one.
-func (s *Services) certificateIdentity(ctx context.Context) (string, bool) {
+// certificateIdentity reports whether the call's verified client
+// certificate carries an allowed identity.
+func (s *Services) certificateIdentity(ctx context.Context) bool {
 	if len(s.identities) == 0 {
-		return "", false
+		return false
 	}
 	p, ok := peer.FromContext(ctx)
 	if !ok {
-		return "", false
+		return false
 	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
-		return "", false
+		return false
 	}
-	for _, id := range certIdentities(info.State.VerifiedChains[0][0]) {
-		if slices.Contains(s.identities, id) {
-			return id, true
-		}
-	}
-	return "", false
+	return slices.ContainsFunc(certIdentities(info.State.VerifiedChains[0][0]), func(id string) bool { return slices.Contains(s.identities, id) })
 }
 
 func certIdentities(c *x509.Certificate) []string {

@@ -5,118 +5,76 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
+	"github.com/tokencart/tokencart/client"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
-// Validation modes.
-const (
-	// ModeLocal verifies tokens in process (Local).
-	ModeLocal = "local"
-	// ModeRemote introspects every token at authsvc (Introspector).
-	ModeRemote = "remote"
-)
-
-// Defaults of Config.
-const (
-	// DefaultTokenCacheSize bounds the verified-token cache: about 420 bytes
-	// per entry (measured by TestTokenCacheMemory), so ≈ 7 MiB when full.
-	DefaultTokenCacheSize = 16384
-	// introspectCacheSize bounds the introspection cache, whose entries
-	// live DefaultIntrospectCacheTTL or so.
-	introspectCacheSize = 8192
-)
-
-// Config configures a Validator: how a service checks the access tokens
-// that authsvc mints.
-type Config struct {
-	// Mode is ModeLocal or ModeRemote.
-	Mode string
-	// Issuer and Audience are what tokens must carry.
-	Issuer, Audience string
-	// Leeway is the clock skew tolerated on exp/nbf/iat; zero means
-	// token.DefaultLeeway.
-	Leeway time.Duration
-	// KeySetRefresh is the period of key-set refetches (local mode).
-	KeySetRefresh time.Duration
-	// RevocationStaleness is how long the revocation feed may be silent
-	// before StalePolicy applies (local mode).
-	RevocationStaleness time.Duration
-	// StalePolicy is what to do while the feed is stale (local mode).
-	StalePolicy StalePolicy
-	// TokenCacheSize bounds the verified-token cache (local mode); zero
-	// disables it.
-	TokenCacheSize int
-	// IntrospectCacheTTL is how long an introspection answer is reused
-	// (remote mode, and local mode while stale); zero disables that cache.
-	IntrospectCacheTTL time.Duration
-	// RevocationCapacity bounds the revocation set (local mode); zero
-	// means DefaultRevocationCapacity.
-	RevocationCapacity int
-	// Guard limits the token checks of callers that keep failing them.
-	Guard GuardConfig
-	// Log receives key-set and revocation-feed events. Required.
-	Log *slog.Logger
-	// Now returns the current time; nil means time.Now. For tests.
-	Now func() time.Time
-}
-
-// Validate reports every invalid field, naming what to fix.
-func (c Config) Validate() error {
-	var errs []error
-	if c.Mode != ModeLocal && c.Mode != ModeRemote {
-		errs = append(errs, fmt.Errorf("auth mode must be %q or %q, got %q", ModeLocal, ModeRemote, c.Mode))
-	}
-	if c.Issuer == "" || c.Audience == "" {
-		errs = append(errs, errors.New("token issuer and audience are required"))
-	}
-	if c.Leeway < 0 || c.Leeway > token.MaxLeeway {
-		errs = append(errs, fmt.Errorf("token leeway must be within [0, %v], got %v", token.MaxLeeway, c.Leeway))
-	}
-	if c.KeySetRefresh <= 0 {
-		errs = append(errs, fmt.Errorf("key-set refresh interval must be positive, got %v", c.KeySetRefresh))
-	}
-	if c.RevocationStaleness <= 0 {
-		errs = append(errs, fmt.Errorf("revocation staleness must be positive, got %v", c.RevocationStaleness))
-	}
-	if c.StalePolicy != StaleIntrospect && c.StalePolicy != StaleRefuse {
-		errs = append(errs, fmt.Errorf("stale policy must be %q or %q, got %q", StaleIntrospect, StaleRefuse, c.StalePolicy))
-	}
-	if c.TokenCacheSize < 0 {
-		errs = append(errs, fmt.Errorf("token cache size must not be negative, got %d", c.TokenCacheSize))
-	}
-	if c.IntrospectCacheTTL < 0 {
-		errs = append(errs, fmt.Errorf("introspection cache TTL must not be negative, got %v", c.IntrospectCacheTTL))
-	}
-	if c.RevocationCapacity < 0 {
-		errs = append(errs, fmt.Errorf("revocation capacity must not be negative, got %d", c.RevocationCapacity))
-	}
-	if c.Guard.Failures < 0 || c.Guard.Every < 0 || c.Guard.Addresses < 0 || c.Guard.TrustedProxyHops < 0 {
-		errs = append(errs, errors.New("failed-authentication limits must not be negative"))
-	}
-	return errors.Join(errs...)
-}
-
 // Validator is a service's whole token check, built from Config: in local
-// mode a KeySource, a Revocations feed and a Local authenticator (with an
-// Introspector for the stale fallback); in remote mode an Introspector.
+// mode a key source, a revocation feed and a local authenticator (with an
+// introspector for the stale fallback); in remote mode an introspector.
 // It implements Authenticator; Run keeps its background state fresh.
 type Validator struct {
 	Authenticator
-	keys  *KeySource
-	revs  *Revocations
-	local *Local
+	keys  *keySource
+	revs  *revocationFeed
+	local *localAuthenticator
 	guard *Guard
+	conn  *grpc.ClientConn // Dial's, closed by Close; nil from newValidator
 }
 
-// NewValidator returns a Validator that reaches authsvc over conn.
-func NewValidator(conn grpc.ClientConnInterface, cfg Config) (*Validator, error) {
+// Dial connects to authsvc at cfg.Addr (lazily: the first call, or Run,
+// opens the connection) and returns a Validator that uses it, logging to
+// cfg.Log or else to log. Close releases the connection.
+func Dial(cfg Config, log *slog.Logger) (*Validator, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = log.With("component", "grpcauth")
+	}
+	creds, err := cfg.transportCredentials()
+	if err != nil {
+		return nil, err
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		// Back within seconds of authsvc, however long it was away.
+		grpc.WithConnectParams(client.ConnectParams),
+	}
+	if cred := strings.TrimSpace(cfg.ServiceCredential); cred != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(ServiceCredential(cred)))
+	}
+	conn, err := grpc.NewClient(cfg.Addr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("authsvc client: %w", err)
+	}
+	v, err := newValidator(conn, cfg)
+	if err != nil {
+		return nil, errors.Join(err, conn.Close())
+	}
+	v.conn = conn
+	return v, nil
+}
+
+// Close releases the connection Dial opened.
+func (v *Validator) Close() error {
+	if v.conn == nil {
+		return nil
+	}
+	return v.conn.Close()
+}
+
+// newValidator returns a Validator that reaches authsvc over conn; cfg's
+// connection settings are not used.
+func newValidator(conn grpc.ClientConnInterface, cfg Config) (*Validator, error) {
+	if err := cfg.validateChecks(); err != nil {
 		return nil, err
 	}
 	if cfg.Log == nil {
@@ -125,13 +83,13 @@ func NewValidator(conn grpc.ClientConnInterface, cfg Config) (*Validator, error)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	client := authv1.NewAuthServiceClient(conn)
+	auth := authv1.NewAuthServiceClient(conn)
 	guard, err := NewGuard(cfg.Guard)
 	if err != nil {
 		return nil, err
 	}
-	intro, err := NewIntrospector(IntrospectorConfig{
-		Client: client, Issuer: cfg.Issuer, Audience: cfg.Audience,
+	intro, err := newIntrospector(introspectorConfig{
+		Client: auth, Issuer: cfg.Issuer, Audience: cfg.Audience,
 		CacheTTL: cfg.IntrospectCacheTTL, CacheSize: introspectCacheSize, Guard: guard, Now: cfg.Now,
 	})
 	if err != nil {
@@ -140,12 +98,12 @@ func NewValidator(conn grpc.ClientConnInterface, cfg Config) (*Validator, error)
 	if cfg.Mode == ModeRemote {
 		return &Validator{Authenticator: intro, guard: guard}, nil
 	}
-	keys, err := NewKeySource(KeySourceConfig{Client: client, Refresh: cfg.KeySetRefresh, Log: cfg.Log})
+	keys, err := newKeySource(keySourceConfig{Client: auth, Refresh: cfg.KeySetRefresh, Log: cfg.Log})
 	if err != nil {
 		return nil, err
 	}
-	revs, err := NewRevocations(RevocationsConfig{
-		Client: client, IdleTimeout: cfg.RevocationStaleness, Capacity: cfg.RevocationCapacity, Log: cfg.Log, Now: cfg.Now,
+	revs, err := newRevocationFeed(revocationFeedConfig{
+		Client: auth, IdleTimeout: cfg.RevocationStaleness, Capacity: cfg.RevocationCapacity, Log: cfg.Log, Now: cfg.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -156,7 +114,7 @@ func NewValidator(conn grpc.ClientConnInterface, cfg Config) (*Validator, error)
 	if err != nil {
 		return nil, err
 	}
-	local, err := NewLocal(LocalConfig{
+	local, err := newLocalAuthenticator(localConfig{
 		Verifier: verifier, Keys: keys, Revocations: revs,
 		Staleness: cfg.RevocationStaleness, StalePolicy: cfg.StalePolicy, Introspector: intro,
 		CacheSize: cfg.TokenCacheSize, Guard: guard, Now: cfg.Now,
@@ -188,12 +146,3 @@ func (v *Validator) Ready(ctx context.Context) error {
 	}
 	return v.keys.Ready(ctx)
 }
-
-// Keys returns the key source (nil in remote mode).
-func (v *Validator) Keys() *KeySource { return v.keys }
-
-// Revocations returns the revocation set (nil in remote mode).
-func (v *Validator) Revocations() *Revocations { return v.revs }
-
-// Local returns the local authenticator (nil in remote mode).
-func (v *Validator) Local() *Local { return v.local }

@@ -2,10 +2,13 @@ package grpcauth_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"flag"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,8 +20,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/grpcauth"
-	"github.com/tokencart/tokencart/internal/grpcauth/fakeauth"
+	"github.com/tokencart/tokencart/internal/grpcauth/grpcauthtest"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -28,8 +32,8 @@ const testTimeout = 10 * time.Second
 func baseConfig() grpcauth.Config {
 	return grpcauth.Config{
 		Mode:                grpcauth.ModeLocal,
-		Issuer:              fakeauth.Issuer,
-		Audience:            fakeauth.Audience,
+		Issuer:              grpcauthtest.Issuer,
+		Audience:            grpcauthtest.Audience,
 		KeySetRefresh:       time.Minute, // refreshes in these tests are explicit
 		RevocationStaleness: time.Second,
 		StalePolicy:         grpcauth.StaleIntrospect,
@@ -44,7 +48,7 @@ func baseConfig() grpcauth.Config {
 // startValidator dials fake and runs a Validator with cfg until the test
 // ends, returning once it is ready (and, in local mode, once the revocation
 // feed has spoken).
-func startValidator(t *testing.T, fake *fakeauth.Server, cfg grpcauth.Config) *grpcauth.Validator {
+func startValidator(t *testing.T, fake *grpcauthtest.Server, cfg grpcauth.Config) *grpcauth.Validator {
 	t.Helper()
 	conn, err := grpc.NewClient(fake.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -64,25 +68,14 @@ func startValidator(t *testing.T, fake *fakeauth.Server, cfg grpcauth.Config) *g
 		}
 		conn.Close()
 	})
-	waitFor(t, "validator ready", func() bool {
+	expect.Eventually(t, testTimeout, "validator ready", func() bool {
 		if v.Ready(ctx) != nil {
 			return false
 		}
-		return v.Revocations() == nil || v.Revocations().Complete()
+		s := v.Status()
+		return !s.Local || s.FeedComplete
 	})
 	return v
-}
-
-// waitFor polls cond until it holds or the test times out.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
 }
 
 func authCode(err error) codes.Code {
@@ -97,7 +90,7 @@ func authCode(err error) codes.Code {
 
 func TestLocalAcceptsAndRevokes(t *testing.T) {
 	t.Parallel()
-	fake := fakeauth.Start(t)
+	fake := grpcauthtest.Start(t)
 	v := startValidator(t, fake, baseConfig())
 	ctx := context.Background()
 	raw := fake.Mint(t, "user-1", token.RoleCustomer)
@@ -112,7 +105,7 @@ func TestLocalAcceptsAndRevokes(t *testing.T) {
 	}
 	start := time.Now()
 	fake.Revoke(t, raw)
-	waitFor(t, "revocation to apply", func() bool {
+	expect.Eventually(t, testTimeout, "revocation to apply", func() bool {
 		_, err := v.Authenticate(ctx, raw)
 		return err != nil
 	})
@@ -128,10 +121,10 @@ func TestLocalAcceptsAndRevokes(t *testing.T) {
 
 func TestLocalRefusesBadTokens(t *testing.T) {
 	t.Parallel()
-	fake := fakeauth.Start(t)
+	fake := grpcauthtest.Start(t)
 	v := startValidator(t, fake, baseConfig())
 	now := time.Now()
-	good := token.Claims{Issuer: fakeauth.Issuer, Subject: "u", Audience: []string{fakeauth.Audience},
+	good := token.Claims{Issuer: grpcauthtest.Issuer, Subject: "u", Audience: []string{grpcauthtest.Audience},
 		TokenID: token.NewID(), IssuedAt: now.Add(-time.Minute), Expiry: now.Add(time.Hour)}
 	with := func(f func(*token.Claims)) string {
 		c := good
@@ -171,7 +164,7 @@ func flip(b byte) string {
 
 func TestLocalUnknownKeyRefresh(t *testing.T) {
 	t.Parallel()
-	fake := fakeauth.Start(t)
+	fake := grpcauthtest.Start(t)
 	v := startValidator(t, fake, baseConfig())
 	ctx := context.Background()
 	before, _, _ := fake.Calls()
@@ -205,7 +198,7 @@ func TestLocalUnknownKeyRefresh(t *testing.T) {
 
 func TestLocalDropsWithdrawnKeys(t *testing.T) {
 	t.Parallel()
-	fake := fakeauth.Start(t)
+	fake := grpcauthtest.Start(t)
 	cfg := baseConfig()
 	cfg.KeySetRefresh = 50 * time.Millisecond
 	v := startValidator(t, fake, cfg)
@@ -217,7 +210,7 @@ func TestLocalDropsWithdrawnKeys(t *testing.T) {
 	}
 	fake.RotateKey(t)
 	fake.Withdraw(c.KeyID)
-	waitFor(t, "withdrawn key to be refused", func() bool {
+	expect.Eventually(t, testTimeout, "withdrawn key to be refused", func() bool {
 		_, err := v.Authenticate(ctx, raw)
 		return err != nil
 	})
@@ -228,18 +221,18 @@ func TestLocalStaleFeed(t *testing.T) {
 	tests := []struct {
 		name   string
 		policy grpcauth.StalePolicy
-		cut    func(*fakeauth.Server, bool)
+		cut    func(*grpcauthtest.Server, bool)
 		want   codes.Code // for a good token while stale
 	}{
-		{"refuse, feed down", grpcauth.StaleRefuse, (*fakeauth.Server).SetFeedDown, codes.Unavailable},
-		{"refuse, feed silent", grpcauth.StaleRefuse, (*fakeauth.Server).SetFeedSilent, codes.Unavailable},
-		{"introspect, feed down", grpcauth.StaleIntrospect, (*fakeauth.Server).SetFeedDown, codes.OK},
-		{"introspect, feed silent", grpcauth.StaleIntrospect, (*fakeauth.Server).SetFeedSilent, codes.OK},
+		{"refuse, feed down", grpcauth.StaleRefuse, (*grpcauthtest.Server).SetFeedDown, codes.Unavailable},
+		{"refuse, feed silent", grpcauth.StaleRefuse, (*grpcauthtest.Server).SetFeedSilent, codes.Unavailable},
+		{"introspect, feed down", grpcauth.StaleIntrospect, (*grpcauthtest.Server).SetFeedDown, codes.OK},
+		{"introspect, feed silent", grpcauth.StaleIntrospect, (*grpcauthtest.Server).SetFeedSilent, codes.OK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			fake := fakeauth.Start(t)
+			fake := grpcauthtest.Start(t)
 			cfg := baseConfig()
 			cfg.StalePolicy = tt.policy
 			cfg.RevocationStaleness = 300 * time.Millisecond
@@ -255,7 +248,7 @@ func TestLocalStaleFeed(t *testing.T) {
 			cutAt := time.Now()
 			tt.cut(fake, true)
 			fake.Revoke(t, revoked) // the replica cannot hear this
-			waitFor(t, "feed to go stale", func() bool { return v.Local().Stale(time.Now()) })
+			expect.Eventually(t, testTimeout, "feed to go stale", func() bool { return v.Status().Stale })
 			t.Logf("stale %v after the cut (bound %v)", time.Since(cutAt), cfg.RevocationStaleness)
 
 			if _, err := v.Authenticate(ctx, good); authCode(err) != tt.want {
@@ -276,11 +269,11 @@ func TestLocalStaleFeed(t *testing.T) {
 			// The feed comes back: the replica resumes from its cursor, learns
 			// the revocation it missed, and stops being stale.
 			tt.cut(fake, false)
-			waitFor(t, "feed to recover", func() bool { return !v.Local().Stale(time.Now()) })
+			expect.Eventually(t, testTimeout, "feed to recover", func() bool { return !v.Status().Stale })
 			if _, err := v.Authenticate(ctx, good); err != nil {
 				t.Errorf("good token after recovery: %v", err)
 			}
-			if !v.Revocations().Revoked(claimsOf(t, revoked)) {
+			if !v.Revoked(claimsOf(t, revoked)) {
 				t.Error("revocation published during the outage not received after it")
 			}
 		})
@@ -320,7 +313,7 @@ func TestRemoteMode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			fake := fakeauth.Start(t)
+			fake := grpcauthtest.Start(t)
 			cfg := baseConfig()
 			cfg.Mode = grpcauth.ModeRemote
 			cfg.IntrospectCacheTTL = tt.ttl
@@ -360,30 +353,54 @@ func TestRemoteMode(t *testing.T) {
 	}
 }
 
+// TestConfigValidate: the flags' defaults with a service credential are
+// valid, and each invalid setting is refused with a message naming its flag.
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	credential := "--service-credential=" + base64.StdEncoding.EncodeToString(key)
 	tests := []struct {
-		name   string
-		modify func(*grpcauth.Config)
+		flag string
+		args []string
 	}{
-		{"mode", func(c *grpcauth.Config) { c.Mode = "both" }},
-		{"issuer", func(c *grpcauth.Config) { c.Issuer = "" }},
-		{"leeway", func(c *grpcauth.Config) { c.Leeway = time.Hour }},
-		{"refresh", func(c *grpcauth.Config) { c.KeySetRefresh = 0 }},
-		{"staleness", func(c *grpcauth.Config) { c.RevocationStaleness = -time.Second }},
-		{"policy", func(c *grpcauth.Config) { c.StalePolicy = "ignore" }},
-		{"cache size", func(c *grpcauth.Config) { c.TokenCacheSize = -1 }},
-		{"ttl", func(c *grpcauth.Config) { c.IntrospectCacheTTL = -1 }},
+		{"--auth-mode", []string{"--auth-mode=both"}},
+		{"--issuer", []string{"--issuer="}},
+		{"--audience", []string{"--audience="}},
+		{"--token-leeway", []string{"--token-leeway=1h"}},
+		{"--keyset-refresh", []string{"--keyset-refresh=0s"}},
+		{"--revocation-staleness", []string{"--revocation-staleness=-1s"}},
+		{"--stale-policy", []string{"--stale-policy=ignore"}},
+		{"--token-cache-size", []string{"--token-cache-size=-1"}},
+		{"--introspect-cache-ttl", []string{"--introspect-cache-ttl=-1s"}},
+		{"--revocation-capacity", []string{"--revocation-capacity=-1"}},
+		{"--auth-failures", []string{"--auth-failures=-1"}},
+		{"--auth-failure-every", []string{"--auth-failure-every=-1s"}},
+		{"--trusted-proxy-hops", []string{"--trusted-proxy-hops=-1"}},
+		{"--auth-addr", []string{"--auth-addr=authsvc"}},
+		{"--service-credential", []string{"--service-credential="}},
+		{"--service-credential", []string{"--service-credential=short"}},
+		{"--auth-tls-ca", []string{"--auth-tls-cert=c.pem", "--auth-tls-key=k.pem"}},
+		{"--auth-tls-key", []string{"--auth-tls-ca=ca.pem", "--auth-tls-cert=c.pem"}},
+		{"--auth-tls-ca", []string{"--auth-tls-ca=" + filepath.Join(t.TempDir(), "none.pem")}},
 	}
-	if err := baseConfig().Validate(); err != nil {
-		t.Fatalf("base config: %v", err)
+	parse := func(t *testing.T, args ...string) grpcauth.Config {
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		var c grpcauth.Config
+		grpcauth.RegisterFlags(fs, &c)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if err := parse(t, credential).Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := baseConfig()
-			tt.modify(&c)
-			if err := c.Validate(); err == nil {
-				t.Error("invalid config accepted")
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			err := parse(t, append([]string{credential}, tt.args...)...).Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.flag) {
+				t.Errorf("Validate = %v, want an error naming %s", err, tt.flag)
 			}
 		})
 	}
@@ -471,7 +488,7 @@ func BenchmarkLocalAuthenticate(b *testing.B) {
 			name = "cache-off"
 		}
 		b.Run(name, func(b *testing.B) {
-			fake := fakeauth.Start(b)
+			fake := grpcauthtest.Start(b)
 			cfg := baseConfig()
 			cfg.TokenCacheSize = size
 			cfg.RevocationStaleness = time.Minute
@@ -493,7 +510,7 @@ func BenchmarkLocalAuthenticate(b *testing.B) {
 					b.Error(err)
 				}
 			}()
-			for v.Ready(ctx) != nil || v.Revocations().LastMessage().IsZero() {
+			for v.Ready(ctx) != nil || v.Status().FeedLastMessage.IsZero() {
 				time.Sleep(time.Millisecond) // polling, not synchronisation
 			}
 			raw := fake.Mint(b, "user-1", token.RoleCustomer)

@@ -14,8 +14,8 @@ import (
 	"strings"
 )
 
-// Generate is the command the messages suggest for a new secret.
-const Generate = "head -c 32 /dev/urandom | base64"
+// generateCommand is the command the messages suggest for a new secret.
+const generateCommand = "head -c 32 /dev/urandom | base64"
 
 // encodings are the base64 spellings Decode accepts.
 var encodings = []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding}
@@ -29,7 +29,7 @@ func Decode(s string, size int) ([]byte, error) {
 		return nil, err
 	}
 	if len(b) != size {
-		return nil, fmt.Errorf("must be base64 of exactly %d bytes, got %d bytes (generate one with `%s`)", size, len(b), Generate)
+		return nil, fmt.Errorf("must be base64 of exactly %d bytes, got %d bytes (generate one with `%s`)", size, len(b), generateCommand)
 	}
 	return b, CheckRandom(b)
 }
@@ -41,7 +41,7 @@ func DecodeAtLeast(s string, min int) ([]byte, error) {
 		return nil, err
 	}
 	if len(b) < min {
-		return nil, fmt.Errorf("must be base64 of at least %d bytes, got %d bytes (generate one with `%s`)", min, len(b), Generate)
+		return nil, fmt.Errorf("must be base64 of at least %d bytes, got %d bytes (generate one with `%s`)", min, len(b), generateCommand)
 	}
 	return b, CheckRandom(b)
 }
@@ -53,7 +53,7 @@ func decode(s string) ([]byte, error) {
 			return b, nil
 		}
 	}
-	return nil, fmt.Errorf("is not base64 (generate one with `%s`)", Generate)
+	return nil, fmt.Errorf("is not base64 (generate one with `%s`)", generateCommand)
 }
 
 // minRandomLen is the shortest key CheckRandom judges; a shorter one is
@@ -71,7 +71,7 @@ var errNotRandom = errors.New("does not look random")
 //     than random bytes.
 func CheckRandom(b []byte) error {
 	if len(b) < minRandomLen {
-		return fmt.Errorf("%w: %d bytes is too short for a key (generate one with `%s`)", errNotRandom, len(b), Generate)
+		return fmt.Errorf("%w: %d bytes is too short for a key (generate one with `%s`)", errNotRandom, len(b), generateCommand)
 	}
 	var seen [256]bool
 	distinct, text := 0, true
@@ -86,10 +86,10 @@ func CheckRandom(b []byte) error {
 	}
 	if distinct < min(len(b)/2, 128) {
 		return fmt.Errorf("%w: only %d distinct byte values in %d bytes, as in an all-zero or repeated key (generate one with `%s`)",
-			errNotRandom, distinct, len(b), Generate)
+			errNotRandom, distinct, len(b), generateCommand)
 	}
 	if text {
-		return fmt.Errorf("%w: every byte is printable text, as in an encoded password (generate one with `%s`)", errNotRandom, Generate)
+		return fmt.Errorf("%w: every byte is printable text, as in an encoded password (generate one with `%s`)", errNotRandom, generateCommand)
 	}
 	return nil
 }

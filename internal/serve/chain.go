@@ -32,6 +32,8 @@ var errInternal = status.Error(codes.Internal, "internal error")
 //  2. logging: one line per finished call (health checks at debug; refusals
 //     at most ten a second), with the code and, for a panic, its value and
 //     stack — never payloads or metadata;
+//     2a. (streams) every stream ends, Unavailable, when GracefulStop
+//     begins (streams.go);
 //  3. recovery: turns a panic anywhere below into codes.Internal. It sits
 //     here rather than innermost so panics in the auth func and the extra
 //     interceptors are caught too, and still logged and counted above;
@@ -61,6 +63,7 @@ func (s *Server) chain(o *options, metrics *grpcprom.ServerMetrics, tracing bool
 	stream = append(stream,
 		metrics.StreamServerInterceptor(exemplar),
 		logger.stream,
+		s.endStreamsAtStop,
 		recovery.StreamServerInterceptor(rec),
 	)
 	if o.authFn != nil {

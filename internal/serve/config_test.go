@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/tokencart/tokencart/internal/envflag"
-	"github.com/tokencart/tokencart/internal/leaktest"
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/serve"
 )
 
@@ -156,7 +156,7 @@ func TestNewLogger(t *testing.T) {
 		{"", `service=svc`},
 	}
 	for _, tt := range tests {
-		var buf leaktest.Log
+		var buf expect.LogBuffer
 		cfg := serve.Config{Name: "svc", LogFormat: tt.format, LogLevel: slog.LevelWarn}
 		l := cfg.NewLogger(&buf)
 		l.Info("hidden")

@@ -5,52 +5,17 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 )
 
 const (
 	defaultPollInterval = time.Second
 	// checkTimeout bounds one run of the readiness checks.
 	checkTimeout = 2 * time.Second
+	// startupGrace is how long a server may be not ready from its start
+	// (loading what it needs) before that is a warning.
+	startupGrace = 10 * time.Second
 )
-
-// healthService is grpc-go's health server, with Watch streams ended when the
-// server stops: GracefulStop waits for every open stream, and clients using
-// client-side health checking keep a Watch open for the connection's life.
-type healthService struct {
-	*health.Server
-	stopping <-chan struct{} // closed when GracefulStop begins
-}
-
-// Watch streams status changes until the client leaves or the server stops.
-func (h healthService) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
-	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
-	go func() {
-		select {
-		case <-h.stopping:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	err := h.Server.Watch(req, watchStream{Health_WatchServer: stream, ctx: ctx})
-	select {
-	case <-h.stopping:
-		return status.Error(codes.Unavailable, "server is shutting down")
-	default:
-		return err
-	}
-}
-
-type watchStream struct {
-	healthpb.Health_WatchServer
-	ctx context.Context
-}
-
-func (w watchStream) Context() context.Context { return w.ctx }
 
 // checkReadiness runs the readiness checks in order and returns the name and
 // error of the first that fails, or "" and nil.
@@ -77,13 +42,26 @@ func (s *Server) refreshHealth(ctx context.Context) {
 	if err != nil {
 		st = healthpb.HealthCheckResponse_NOT_SERVING
 	}
+	starting := !s.everReady
 	if st == s.lastStatus {
+		// Not ready from the start: routine for a moment (a key set to
+		// fetch), worth a warning once it lasts.
+		if err != nil && starting && !s.warnedStart && time.Since(s.startTime) > startupGrace {
+			s.warnedStart = true
+			s.log.WarnContext(ctx, "still not ready", "check", name, "error", err, "since_start", time.Since(s.startTime).Round(time.Second).String())
+		}
 		return
 	}
-	if err != nil {
+	switch {
+	case err != nil && starting:
+		s.log.InfoContext(ctx, "not ready yet", "check", name, "error", err)
+	case err != nil:
 		s.log.WarnContext(ctx, "not ready", "check", name, "error", err)
-	} else if s.lastStatus != healthpb.HealthCheckResponse_UNKNOWN {
+	case s.lastStatus != healthpb.HealthCheckResponse_UNKNOWN:
 		s.log.InfoContext(ctx, "ready")
+	}
+	if err == nil {
+		s.everReady = true
 	}
 	s.lastStatus = st
 	for _, svc := range s.services {

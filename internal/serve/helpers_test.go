@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
-	"github.com/tokencart/tokencart/internal/leaktest"
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/serve"
 )
 
@@ -96,7 +96,7 @@ func (s *testService) StreamingOutputCall(req *testgrpc.StreamingOutputCallReque
 type testServer struct {
 	*serve.Server
 	svc  *testService
-	logs *leaktest.Log
+	logs *expect.LogBuffer
 
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -120,7 +120,7 @@ func startWith(t testing.TB, cfg serve.Config, register func(grpc.ServiceRegistr
 		cfg.Name = "testsvc"
 	}
 	cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
-	logs := &leaktest.Log{}
+	logs := &expect.LogBuffer{}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

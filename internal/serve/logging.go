@@ -21,7 +21,8 @@ import (
 // callLogger is the logging interceptor: one "finished call" line per call,
 // at the level go-grpc-middleware's DefaultServerCodeToLevel gives its code
 // (health checks that succeed at debug: probes call them every few
-// seconds), never with payloads or metadata.
+// seconds; calls the client cancelled at debug too), never with payloads or
+// metadata.
 //
 // It writes the fields go-grpc-middleware's logging interceptor writes,
 // under the same names, and keeps that package's per-call fields in the
@@ -29,9 +30,9 @@ import (
 // details) still adds to the call's line. It replaces that interceptor
 // because of what it costs: it built every field (two time.Format, the peer
 // address, several copies of the field list) on every call, logged or not,
-// about a fifth of the server CPU of a no-op call (bench/RESULTS.md). Here a
-// call whose line the logger would drop costs one context value, and a
-// logged one builds its fields once.
+// a sizeable share of the server CPU of a no-op call (bench/RESULTS.md).
+// Here a call whose line the logger would drop costs one context value, and
+// a logged one builds its fields once.
 //
 // Refusals a caller can provoke at will and cheaply (Unauthenticated,
 // PermissionDenied, ResourceExhausted: bad or missing tokens, limits) are
@@ -88,7 +89,15 @@ func (l callLogger) finished(ctx context.Context, fullMethod, methodType string,
 	code := status.Code(err)
 	service, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
 	level := slog.Level(logging.DefaultServerCodeToLevel(code))
-	if level < slog.LevelWarn && service == healthpb.Health_ServiceDesc.ServiceName {
+	switch {
+	case code == codes.Canceled:
+		// The caller gave up on the call: its choice, not a failure of
+		// ours. Clients do so routinely (catalogsvc replicas re-open
+		// their revocation stream every few seconds and cancel the old
+		// one), so at info every replica would add a line every few
+		// seconds that reads like an error.
+		level = slog.LevelDebug
+	case level < slog.LevelWarn && service == healthpb.Health_ServiceDesc.ServiceName:
 		level = slog.LevelDebug
 	}
 	if !l.log.Enabled(ctx, level) {

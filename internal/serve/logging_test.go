@@ -3,6 +3,7 @@ package serve_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -181,5 +182,45 @@ func TestLogAllRefusals(t *testing.T) {
 	}
 	if got := strings.Count(ts.logs.String(), `"msg":"finished call"`); got != 50 {
 		t.Errorf("%d lines for 50 refused calls, want 50", got)
+	}
+}
+
+// TestCancelledCallLoggedAtDebug: a call its client cancels is the caller's
+// choice, not a failure, so its line is at debug level (a service's error
+// mapping turns the handler's context error into Canceled, as here).
+func TestCancelledCallLoggedAtDebug(t *testing.T) {
+	t.Parallel()
+	toStatus := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		if errors.Is(err, context.Canceled) {
+			err = status.FromContextError(err).Err()
+		}
+		return resp, err
+	}
+	ts := start(t, serve.Config{}, serve.WithUnaryInterceptors(toStatus))
+	client := testgrpc.NewTestServiceClient(dial(t, ts.GRPCAddr()))
+	ctx, cancel := context.WithCancel(testContext(t))
+	called := make(chan error, 1)
+	go func() {
+		_, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: []byte("block")}})
+		called <- err
+	}()
+	<-ts.svc.entered
+	cancel()
+	if err := <-called; status.Code(err) != codes.Canceled {
+		t.Fatalf("UnaryCall cancelled by its client: %v, want Canceled", err)
+	}
+	if err := ts.stop(t); err != nil { // every call's line is written
+		t.Fatal(err)
+	}
+
+	rec, ok := finishedCalls(t, ts.logs.String())["UnaryCall"]
+	if !ok {
+		t.Fatalf("no finished call line for UnaryCall:\n%s", ts.logs)
+	}
+	for k, want := range map[string]any{"level": "DEBUG", "grpc.code": "Canceled"} {
+		if got := rec[k]; got != want {
+			t.Errorf("%s = %v, want %v", k, got, want)
+		}
 	}
 }

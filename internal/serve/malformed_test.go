@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
-	"github.com/tokencart/tokencart/internal/leaktest"
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/serve"
 )
 
@@ -108,10 +108,10 @@ func (n endNotifier) wait(t *testing.T, count int) {
 // the request's payload or metadata.
 func checkedLogs(t *testing.T, ts *testServer) []map[string]any {
 	t.Helper()
-	secrets := leaktest.Secrets{}
+	secrets := expect.Secrets{}
 	secrets.AddBytes("payload marker", malformedPayload[3:])
 	secrets.Add("authorization header", "header-marker-9c1e")
-	return leaktest.Check(t, ts.logs.String(), secrets)
+	return expect.NoSecrets(t, ts.logs.String(), secrets)
 }
 
 // logRecords returns the records with message msg and, if method is not

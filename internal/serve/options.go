@@ -24,6 +24,8 @@ type options struct {
 	stream       []grpc.StreamServerInterceptor
 	serverOpts   []grpc.ServerOption
 	pollInterval time.Duration
+	services     []service
+	background   []func(context.Context) error
 
 	noMalformed bool // benchmarks only: register handlers unwrapped (malformed.go)
 }
@@ -31,6 +33,11 @@ type options struct {
 type readinessCheck struct {
 	name  string
 	check func(ctx context.Context) error
+}
+
+type service struct {
+	desc *grpc.ServiceDesc
+	impl any
 }
 
 type route struct {
@@ -55,6 +62,26 @@ func WithAuth(fn auth.AuthFunc, public []string) Option {
 		o.authSet = true
 		o.authFn = fn
 		o.public = append([]string(nil), public...)
+	}
+}
+
+// WithService registers impl as the implementation of desc, as
+// [Server.GRPC] would: e.g. WithService(&authv1.AuthService_ServiceDesc, svc).
+func WithService(desc *grpc.ServiceDesc, impl any) Option {
+	return func(o *options) {
+		o.services = append(o.services, service{desc: desc, impl: impl})
+	}
+}
+
+// WithBackground runs fn for as long as the server serves: [Server.Run]
+// starts it before listening and cancels its context once the gRPC server
+// has stopped (after the drain, so work such as a key-set refresh goes on
+// while the last calls finish), then waits for it. fn should return nil
+// when its context is done; an error before that stops the server, as a
+// failed listener does.
+func WithBackground(fn func(ctx context.Context) error) Option {
+	return func(o *options) {
+		o.background = append(o.background, fn)
 	}
 }
 

@@ -87,17 +87,24 @@ type Server struct {
 	publicServices map[string]bool // service names exempt from auth
 	authEnabled    bool
 
-	started  atomic.Bool   // Run has been called
-	draining atomic.Bool   // shutdown has begun; /readyz fails
-	stopping chan struct{} // closed when GracefulStop begins; ends health Watch streams
-	ready    chan struct{} // closed once the listeners are bound
+	started  atomic.Bool // Run has been called
+	draining atomic.Bool // shutdown has begun; /readyz fails
+	// stopCtx is cancelled when GracefulStop begins; it ends every stream
+	// (endStreamsAtStop).
+	stopCtx     context.Context
+	stopStreams context.CancelFunc
+	background  []func(context.Context) error
+	ready       chan struct{} // closed once the listeners are bound
 
 	// Written by Run before ready is closed, read-only afterwards.
 	grpcAddr, adminAddr string
 	services            []string // health status names: "" and every registered service
 
 	// Owned by Run's goroutine, then by the readiness poller.
-	lastStatus healthpb.HealthCheckResponse_ServingStatus
+	lastStatus  healthpb.HealthCheckResponse_ServingStatus
+	everReady   bool      // some check run found the server ready
+	warnedStart bool      // "still not ready" has been logged
+	startTime   time.Time // when Run began serving
 }
 
 // New builds a Server from cfg (zero fields take their defaults) and opts.
@@ -125,9 +132,10 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		public:         make(map[string]bool),
 		publicServices: make(map[string]bool),
 		authEnabled:    o.authFn != nil,
-		stopping:       make(chan struct{}),
+		background:     o.background,
 		ready:          make(chan struct{}),
 	}
+	s.stopCtx, s.stopStreams = context.WithCancel(context.Background())
 	if o.authSet && o.authFn == nil {
 		return nil, errors.New("serve: WithAuth needs a non-nil auth function")
 	}
@@ -208,8 +216,11 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
 	s.grpc = grpc.NewServer(append(serverOpts, o.serverOpts...)...)
-	healthpb.RegisterHealthServer(s.registrar(), healthService{Server: s.health, stopping: s.stopping})
+	healthpb.RegisterHealthServer(s.registrar(), s.health)
 	reflection.Register(s.registrar())
+	for _, svc := range o.services {
+		s.registrar().RegisterService(svc.desc, svc.impl)
+	}
 	return s, nil
 }
 
@@ -277,14 +288,17 @@ type serveResult struct {
 	err  error
 }
 
-// Run listens on both addresses, serves until ctx is done, then drains:
-// every health status turns NOT_SERVING and /readyz fails, the server keeps
-// serving for DrainDelay, then GracefulStop (bounded by ShutdownTimeout,
-// then Stop), then the admin server and the tracer shut down.
+// Run listens on both addresses, starts the [WithBackground] work, serves
+// until ctx is done, then drains: every health status turns NOT_SERVING and
+// /readyz fails, the server keeps serving for DrainDelay, then GracefulStop
+// (every open stream ends, Unavailable; the stop is bounded by
+// ShutdownTimeout, then Stop), then the background work, the admin server
+// and the tracer stop.
 //
 // Run returns nil after a clean drain, and an error if a listener cannot be
-// bound, a public method is not registered, or a server fails while serving
-// (after which the other is shut down too). It may be called once.
+// bound, a public method is not registered, a server fails while serving or
+// background work fails (after which the rest is shut down too). It may be
+// called once.
 func (s *Server) Run(ctx context.Context) (err error) {
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("serve: Run called more than once")
@@ -319,6 +333,18 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	slices.Sort(s.services)
 	s.metrics.InitializeMetrics(s.grpc)
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	var background sync.WaitGroup
+	bgFailed := make(chan error, len(s.background))
+	for _, fn := range s.background {
+		background.Go(func() {
+			if err := fn(bgCtx); err != nil {
+				bgFailed <- err
+			}
+		})
+	}
+	s.startTime = time.Now()
 	s.refreshHealth(ctx)
 	close(s.ready)
 
@@ -341,10 +367,19 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		pending--
 		errs = append(errs, fmt.Errorf("serve: %s: %w", r.what, orStopped(r.err)))
 		s.log.WarnContext(ctx, "shutting down: "+r.what+" failed")
+	case err := <-bgFailed:
+		errs = append(errs, fmt.Errorf("serve: background work: %w", err))
+		s.log.WarnContext(ctx, "shutting down: background work failed", "error", err)
 	}
 	stopPolling()
 	s.shutdown(ctx, len(errs) == 0)
 	poller.Wait()
+	stopBackground()
+	background.Wait()
+	close(bgFailed)
+	for err := range bgFailed {
+		errs = append(errs, fmt.Errorf("serve: background work: %w", err))
+	}
 	for ; pending > 0; pending-- {
 		r := <-results
 		if r.err != nil && !errors.Is(r.err, grpc.ErrServerStopped) && !errors.Is(r.err, http.ErrServerClosed) {
@@ -389,7 +424,7 @@ func (s *Server) shutdown(ctx context.Context, drain bool) {
 		<-t.C
 	}
 
-	close(s.stopping)
+	s.stopStreams()
 	stopped := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

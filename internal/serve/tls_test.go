@@ -21,7 +21,7 @@ import (
 	"github.com/tokencart/tokencart/internal/envflag"
 	"github.com/tokencart/tokencart/internal/serve"
 	"github.com/tokencart/tokencart/internal/tlsconfig"
-	"github.com/tokencart/tokencart/internal/tlsconfig/tlstest"
+	"github.com/tokencart/tokencart/internal/tlsconfig/tlsconfigtest"
 )
 
 // dialCreds returns a client connection to addr using creds, closed when
@@ -37,7 +37,7 @@ func dialCreds(t *testing.T, addr string, creds credentials.TransportCredentials
 }
 
 // clientCreds builds TLS client credentials with tlsconfig.Client.
-func clientCreds(t *testing.T, caFile string, kp *tlstest.KeyPair) credentials.TransportCredentials {
+func clientCreds(t *testing.T, caFile string, kp *tlsconfigtest.KeyPair) credentials.TransportCredentials {
 	t.Helper()
 	var certFile, keyFile string
 	if kp != nil {
@@ -64,7 +64,7 @@ func tls12Creds(t *testing.T, caFile string) credentials.TransportCredentials {
 
 func TestTLS(t *testing.T) {
 	t.Parallel()
-	serverCA, otherCA := tlstest.NewCA(t, "server CA"), tlstest.NewCA(t, "other CA")
+	serverCA, otherCA := tlsconfigtest.NewCA(t, "server CA"), tlsconfigtest.NewCA(t, "other CA")
 	srv := serverCA.Server(t)
 	ts := start(t, serve.Config{TLSCertFile: srv.CertFile, TLSKeyFile: srv.KeyFile})
 
@@ -98,7 +98,7 @@ func TestTLS(t *testing.T) {
 
 func TestMutualTLS(t *testing.T) {
 	t.Parallel()
-	serverCA, clientCA, otherCA := tlstest.NewCA(t, "server CA"), tlstest.NewCA(t, "client CA"), tlstest.NewCA(t, "other CA")
+	serverCA, clientCA, otherCA := tlsconfigtest.NewCA(t, "server CA"), tlsconfigtest.NewCA(t, "client CA"), tlsconfigtest.NewCA(t, "other CA")
 	srv := serverCA.Server(t)
 	good := clientCA.Client(t, "catalogsvc")
 	foreign := otherCA.Client(t, "catalogsvc")
@@ -131,7 +131,7 @@ func TestMutualTLS(t *testing.T) {
 
 func TestTLSConfigErrors(t *testing.T) {
 	t.Parallel()
-	ca := tlstest.NewCA(t, "CA")
+	ca := tlsconfigtest.NewCA(t, "CA")
 	srv, other := ca.Server(t), ca.Server(t)
 	missing := filepath.Join(t.TempDir(), "missing.pem")
 	tests := []struct {

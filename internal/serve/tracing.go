@@ -62,10 +62,10 @@ var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceCont
 // With tracing off, no span is recorded, so the otelgrpc stats handler is
 // not installed: on every call it copied the whole request metadata twice
 // (its own extraction, and gRPC's InHeader event for stats handlers) and
-// built span attributes for a no-op tracer, about a tenth of the server CPU
-// of an authenticated call (bench/RESULTS.md). These interceptors keep what
-// it still gave: the caller's trace context in the call's context, for the
-// trace IDs of log lines and metric exemplars.
+// built span attributes for a no-op tracer, a sizeable share of the server
+// CPU of an authenticated call (bench/RESULTS.md). These interceptors keep
+// what it still gave: the caller's trace context in the call's context, for
+// the trace IDs of log lines and metric exemplars.
 
 func unaryTraceContext(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	return handler(withTraceContext(ctx), req)

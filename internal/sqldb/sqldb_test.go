@@ -13,8 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/tokencart/tokencart/internal/pgtest"
 	"github.com/tokencart/tokencart/internal/sqldb"
+	"github.com/tokencart/tokencart/internal/sqldb/sqldbtest"
 )
 
 func migrations(lockID int64) sqldb.Migrations {
@@ -76,7 +76,7 @@ func TestConcurrentStartsMigrateOnce(t *testing.T) {
 		}
 	})
 	t.Run("postgres", func(t *testing.T) {
-		dsn := pgtest.DSN(t)
+		dsn := sqldbtest.DSN(t)
 		pools := make([]*pgxpool.Pool, replicas)
 		errs := make([]error, replicas)
 		var wg sync.WaitGroup

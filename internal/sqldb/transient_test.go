@@ -13,15 +13,15 @@ import (
 	"github.com/jackc/pgx/v5"
 	_ "modernc.org/sqlite"
 
-	"github.com/tokencart/tokencart/internal/pgtest"
 	"github.com/tokencart/tokencart/internal/sqldb"
+	"github.com/tokencart/tokencart/internal/sqldb/sqldbtest"
 )
 
 // TestTransientPostgres classifies errors that a real PostgreSQL and pgx
 // produce: the server or the connection failing is transient, a statement
 // failing is not.
 func TestTransientPostgres(t *testing.T) {
-	dsn := pgtest.DSN(t)
+	dsn := sqldbtest.DSN(t)
 	ctx := t.Context()
 	connect := func(t *testing.T, dsn string) *pgx.Conn {
 		t.Helper()
@@ -48,7 +48,7 @@ func TestTransientPostgres(t *testing.T) {
 			return err
 		}, true},
 		{"connection cut mid-session", func(t *testing.T) error {
-			link, viaLink := pgtest.NewLink(t, dsn)
+			link, viaLink := sqldbtest.NewLink(t, dsn)
 			c := connect(t, viaLink)
 			link.Cut()
 			_, err := c.Exec(ctx, "SELECT 1")

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tokencart/tokencart/internal/tlsconfig"
-	"github.com/tokencart/tokencart/internal/tlsconfig/tlstest"
+	"github.com/tokencart/tokencart/internal/tlsconfig/tlsconfigtest"
 )
 
 func TestMain(m *testing.M) {
@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 
 func TestRejectsBadFiles(t *testing.T) {
 	t.Parallel()
-	ca := tlstest.NewCA(t, "test CA")
+	ca := tlsconfigtest.NewCA(t, "test CA")
 	srv, other := ca.Server(t), ca.Client(t, "other")
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.pem")
@@ -69,7 +69,7 @@ func TestRejectsBadFiles(t *testing.T) {
 
 func TestVersions(t *testing.T) {
 	t.Parallel()
-	ca := tlstest.NewCA(t, "test CA")
+	ca := tlsconfigtest.NewCA(t, "test CA")
 	srv := ca.Server(t)
 	s, err := tlsconfig.Server(srv.CertFile, srv.KeyFile, "")
 	if err != nil {
@@ -157,7 +157,7 @@ func replace(t *testing.T, src, dst string, age time.Duration) {
 
 func TestServerReloadsRotatedCertificate(t *testing.T) {
 	t.Parallel()
-	ca := tlstest.NewCA(t, "test CA")
+	ca := tlsconfigtest.NewCA(t, "test CA")
 	first, second := ca.Server(t), ca.Server(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
@@ -200,7 +200,7 @@ func TestServerReloadsRotatedCertificate(t *testing.T) {
 
 func TestClientServerName(t *testing.T) {
 	t.Parallel()
-	ca := tlstest.NewCA(t, "test CA")
+	ca := tlsconfigtest.NewCA(t, "test CA")
 	srv := ca.Server(t)
 	cfg, err := tlsconfig.Server(srv.CertFile, srv.KeyFile, "")
 	if err != nil {

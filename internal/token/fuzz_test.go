@@ -16,7 +16,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
-	"github.com/tokencart/tokencart/internal/fuzzseed"
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -304,15 +304,15 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	signed, forged := verifySeeds(t, key, other)
 	files := map[string]string{}
 	for _, s := range append(signed, forged...) {
-		files[filepath.Join("FuzzVerify", "seed-"+s.name)] = fuzzseed.File(s.raw)
+		files[filepath.Join("FuzzVerify", "seed-"+s.name)] = expect.FuzzSeed(s.raw)
 	}
 	for _, s := range claimsSeeds(key) {
-		files[filepath.Join("FuzzVerifyClaims", "seed-"+s.name)] = fuzzseed.File(s.header, s.payload)
+		files[filepath.Join("FuzzVerifyClaims", "seed-"+s.name)] = expect.FuzzSeed(s.header, s.payload)
 	}
 	for _, s := range keySetSeeds(t) {
-		files[filepath.Join("FuzzParseKeySet", "seed-"+s.name)] = fuzzseed.File(s.doc)
+		files[filepath.Join("FuzzParseKeySet", "seed-"+s.name)] = expect.FuzzSeed(s.doc)
 	}
-	fuzzseed.Sync(t, files, *updateFuzzSeeds)
+	expect.FuzzSeeds(t, files, *updateFuzzSeeds)
 }
 
 type keySetSeed struct {

@@ -1,8 +1,8 @@
 // Command tokencart-bench is `make bench`: it builds authsvc, catalogsvc
 // and the session baseline, starts them as processes on loopback, drives
-// every scenario of issue 7 with a closed-loop load generator over several
-// interleaved rounds, and prints the medians and ratios as Markdown (the
-// tables bench/RESULTS.md records). Progress goes to stderr.
+// the scenarios of bench.ScenarioNames with a closed-loop load generator
+// over several interleaved rounds, and prints the medians and ratios as
+// Markdown (the tables bench/RESULTS.md records). Progress goes to stderr.
 package main
 
 import (
