@@ -56,8 +56,23 @@ RUN_TOOLS := $(TOOLS_DIR)/.grpcurl-$(GRPCURL_VERSION)
 help: ## List the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
+# The repository's npm packages (a package-lock.json each, committed):
+# independent implementations the tests run against ours. `make tools`
+# installs them with `npm ci`; without Node.js the tests that need them
+# skip (and fail under CI=true).
+NODE_PACKAGES := $(sort $(patsubst ./%/package-lock.json,%,$(shell find . -name package-lock.json \
+	-not -path './.*' -not -path '*/node_modules/*' -not -path './bin/*' -not -path './var/*')))
+
 .PHONY: tools
-tools: $(GEN_TOOLS) $(LINT_TOOLS) $(RUN_TOOLS) ## Install the pinned tools into .tools/.
+tools: $(GEN_TOOLS) $(LINT_TOOLS) $(RUN_TOOLS) node ## Install the pinned tools into .tools/ and the npm packages.
+
+.PHONY: node
+node: ## npm ci in every npm package of the repository (needs Node.js and npm).
+	@if ! command -v npm >/dev/null; then echo "npm not found: the tests that run Node.js programs will skip"; exit 0; fi; \
+	for dir in $(NODE_PACKAGES); do \
+		echo "== npm ci $$dir"; \
+		npm ci --prefix "$$dir" --no-audit --no-fund --loglevel=error || exit 1; \
+	done
 
 .PHONY: generate
 generate: $(GEN_TOOLS) ## Regenerate the Go stubs in gen/ from proto/.
