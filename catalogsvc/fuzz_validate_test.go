@@ -72,8 +72,8 @@ func FuzzValidateCartRequest(f *testing.F) {
 		verdict(t, "expected version", exp, validateExpected(exp), !hasExpected || expected >= 0)
 
 		// Whatever passes is valid UTF-8, as responses and the store need:
-		// the protos leave that check to the server (utf8_validation =
-		// NONE), and these validators hold it even without internal/serve.
+		// gRPC's codec refuses proto3 strings that are not, and these
+		// validators hold it even for a caller that skips the codec.
 		if validateProductID("product_id", productID) == nil && validateRequestID(requestID) == nil {
 			if !utf8.ValidString(productID) || !utf8.ValidString(requestID) {
 				t.Fatalf("accepted ids that are not UTF-8: %q, %q", productID, requestID)

@@ -544,9 +544,8 @@ func TestHostileCart(t *testing.T) {
 				{"stale expected_version", add(espresso, 1, expecting(0)), codes.Aborted},
 				{"future expected_version", func() error { return v.clear(expecting(2)).err }, codes.Aborted},
 			}
-			// Strings that are not UTF-8 pass decoding (the protos set
-			// utf8_validation = NONE) and are refused by internal/serve's
-			// check with InvalidArgument, before any handler.
+			// Strings that are not UTF-8 fail decoding (proto3 strings are
+			// UTF-8): gRPC's codec answers Internal, before any handler.
 			for _, f := range []struct {
 				name  string
 				field protowire.Number
@@ -566,7 +565,7 @@ func TestHostileCart(t *testing.T) {
 				}{"invalid UTF-8 " + f.name, func() error {
 					var out []byte
 					return r.conn.Invoke(v.ctx, catalogv1.CartService_AddItem_FullMethodName, raw, &out, grpc.ForceCodec(rawCodec{}))
-				}, codes.InvalidArgument})
+				}, codes.Internal})
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) { tg.expect(t, tt.want, tt.attack) })

@@ -38,9 +38,7 @@ var errInternal = status.Error(codes.Internal, "internal error")
 //     here rather than innermost so panics in the auth func and the extra
 //     interceptors are caught too, and still logged and counted above;
 //  4. auth, skipped for public methods (only with WithAuth);
-//  5. UTF-8: every string of a request is valid UTF-8, or INVALID_ARGUMENT
-//     (utf8.go); after auth, so an anonymous caller learns nothing more;
-//  6. the extra interceptors from WithUnaryInterceptors/WithStreamInterceptors.
+//  5. the extra interceptors from WithUnaryInterceptors/WithStreamInterceptors.
 func (s *Server) chain(o *options, metrics *grpcprom.ServerMetrics, tracing bool) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	exemplar := grpcprom.WithExemplarFromContext(traceExemplar)
 	logger := callLogger{log: s.log}
@@ -71,8 +69,6 @@ func (s *Server) chain(o *options, metrics *grpcprom.ServerMetrics, tracing bool
 		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(o.authFn), needsAuth))
 		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(o.authFn), needsAuth))
 	}
-	unary = append(unary, unaryUTF8)
-	stream = append(stream, streamUTF8)
 	return append(unary, o.unary...), append(stream, o.stream...)
 }
 

@@ -14,8 +14,5 @@ func WithoutMalformedRequests() Option {
 	return func(o *options) { o.noMalformed = true }
 }
 
-// CheckUTF8 is the UTF-8 interceptors' check of one request.
-var CheckUTF8 = checkUTF8
-
 // RefusalLogInterval is the least time between two logged refusals.
 const RefusalLogInterval = refusalLogInterval

@@ -56,6 +56,19 @@ import (
 // gRPC-Go upgrade that rewords it fails there rather than here, silently.
 const unmarshalFailure = "grpc: failed to unmarshal the received message"
 
+// invalidUTF8 is in the codec error of a request with a string field that
+// is not UTF-8 (protobuf-go's "string field contains invalid UTF-8"): the
+// API's protos are proto3, whose strings must be UTF-8, so gRPC-Go refuses
+// such a request with INTERNAL before any interceptor or handler.
+// TestInvalidUTF8 pins the text.
+const invalidUTF8 = "invalid UTF-8"
+
+// The values of the malformed-request counter's reason label.
+const (
+	reasonInvalidUTF8 = "invalid_utf8" // a string field that is not UTF-8
+	reasonWireFormat  = "wire_format"  // any other decode failure
+)
+
 // maxDecodeErrorLen bounds the decode error text in a log line: a codec
 // other than protobuf's might quote its input.
 const maxDecodeErrorLen = 256
@@ -81,8 +94,8 @@ func newMalformedRequests(log *slog.Logger, reg prometheus.Registerer) (*malform
 		log: log,
 		counter: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokencart_grpc_malformed_requests_total",
-			Help: "Calls that failed because a request message could not be decoded, by method.",
-		}, []string{"grpc_service", "grpc_method"}),
+			Help: "Calls that failed because a request message could not be decoded, by method and reason (invalid_utf8: a string field that is not UTF-8; wire_format: anything else).",
+		}, []string{"grpc_service", "grpc_method", "reason"}),
 		limiter: logLimiter{interval: malformedLogInterval},
 	}
 	if err := reg.Register(r.counter); err != nil {
@@ -94,7 +107,17 @@ func newMalformedRequests(log *slog.Logger, reg prometheus.Registerer) (*malform
 // malformedMethod is a registered method, as malformedRequests reports it.
 type malformedMethod struct {
 	service, method string
-	counter         prometheus.Counter
+	invalidUTF8     prometheus.Counter // reason="invalid_utf8"
+	wireFormat      prometheus.Counter // reason="wire_format"
+}
+
+// count counts a call that failed with the decode error err.
+func (m *malformedMethod) count(err error) {
+	if strings.Contains(status.Convert(err).Message(), invalidUTF8) {
+		m.invalidUTF8.Inc()
+		return
+	}
+	m.wireFormat.Inc()
 }
 
 // wrap returns a copy of desc whose handlers report decode failures, and
@@ -113,7 +136,12 @@ func (r *malformedRequests) wrap(desc *grpc.ServiceDesc) *grpc.ServiceDesc {
 }
 
 func (r *malformedRequests) method(service, method string) *malformedMethod {
-	return &malformedMethod{service: service, method: method, counter: r.counter.WithLabelValues(service, method)}
+	return &malformedMethod{
+		service:     service,
+		method:      method,
+		invalidUTF8: r.counter.WithLabelValues(service, method, reasonInvalidUTF8),
+		wireFormat:  r.counter.WithLabelValues(service, method, reasonWireFormat),
+	}
 }
 
 // unary returns h with its request decoding observed.
@@ -122,7 +150,7 @@ func (r *malformedRequests) unary(m *malformedMethod, h grpc.MethodHandler) grpc
 		return h(srv, ctx, func(req any) error {
 			err := dec(req)
 			if err != nil && isDecodeFailure(err) {
-				m.counter.Inc()
+				m.count(err)
 				r.logFailure(ctx, m, err)
 			}
 			return err
@@ -150,7 +178,7 @@ func (s *malformedStream) RecvMsg(msg any) error {
 	err := s.ServerStream.RecvMsg(msg)
 	if err != nil && !s.counted && isDecodeFailure(err) {
 		s.counted = true
-		s.m.counter.Inc()
+		s.m.count(err)
 	}
 	return err
 }

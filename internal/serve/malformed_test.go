@@ -150,7 +150,7 @@ func TestMalformedRequest(t *testing.T) {
 			service:     testServiceName,
 			method:      "UnaryCall",
 			wantCode:    codes.Internal,
-			wantCounted: []string{"grpc_service=" + testServiceName, "grpc_method=UnaryCall"},
+			wantCounted: []string{"grpc_service=" + testServiceName, "grpc_method=UnaryCall", "reason=wire_format"},
 			wantWarns:   1,
 		},
 		{
@@ -159,7 +159,7 @@ func TestMalformedRequest(t *testing.T) {
 			method:       "StreamingInputCall",
 			clientStream: true,
 			wantCode:     codes.Internal,
-			wantCounted:  []string{"grpc_service=" + testServiceName, "grpc_method=StreamingInputCall"},
+			wantCounted:  []string{"grpc_service=" + testServiceName, "grpc_method=StreamingInputCall", "reason=wire_format"},
 			wantFinished: 1,
 		},
 		{
@@ -258,7 +258,7 @@ func TestMalformedRequestFlood(t *testing.T) {
 	counted := func() float64 {
 		t.Helper()
 		_, body := httpGet(t, ts.AdminAddr(), "/metrics")
-		v, _ := metricValue(body, malformedMetric, "grpc_method=UnaryCall")
+		v, _ := metricValue(body, malformedMetric, "grpc_method=UnaryCall", "reason=wire_format")
 		return v
 	}
 

@@ -26,7 +26,10 @@
 // A request that gRPC cannot decode fails with Internal before the unary
 // interceptors run; the handlers registered through [Server.GRPC] count it
 // in tokencart_grpc_malformed_requests_total and log it, at most once a
-// second.
+// second. Its reason label tells a string field that is not UTF-8
+// ("invalid_utf8": the API is proto3, whose strings must be UTF-8, and
+// gRPC-Go's codec refuses them) from other malformed protobuf
+// ("wire_format").
 //
 // Tracing is on only when OTEL_EXPORTER_OTLP_ENDPOINT is set (see the
 // OpenTelemetry SDK environment variables). Otherwise no span is recorded,

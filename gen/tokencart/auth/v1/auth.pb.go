@@ -143,13 +143,13 @@ func (RevocationKind) EnumDescriptor() ([]byte, []int) {
 type User struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Opaque, stable account id; the `sub` claim of its tokens.
-	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Normalised email address.
-	Email string `protobuf:"bytes,2,opt,name=email" json:"email,omitempty"`
+	Email string `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
 	// Roles, such as "customer" and "admin".
-	Roles []string `protobuf:"bytes,3,rep,name=roles" json:"roles,omitempty"`
+	Roles []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
 	// When the account was created.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -216,9 +216,9 @@ func (x *User) GetCreateTime() *timestamppb.Timestamp {
 type RegisterRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Email address; normalised before use.
-	Email string `protobuf:"bytes,1,opt,name=email" json:"email,omitempty"`
+	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
 	// Password, 8 to 256 characters.
-	Password      string `protobuf:"bytes,2,opt,name=password" json:"password,omitempty"`
+	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -271,7 +271,7 @@ func (x *RegisterRequest) GetPassword() string {
 type RegisterResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The account created.
-	User          *User `protobuf:"bytes,1,opt,name=user" json:"user,omitempty"`
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -317,9 +317,9 @@ func (x *RegisterResponse) GetUser() *User {
 type LoginRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Email address.
-	Email string `protobuf:"bytes,1,opt,name=email" json:"email,omitempty"`
+	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
 	// Password.
-	Password      string `protobuf:"bytes,2,opt,name=password" json:"password,omitempty"`
+	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -372,17 +372,17 @@ func (x *LoginRequest) GetPassword() string {
 type LoginResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Signed JWT to send as `authorization: Bearer <access_token>`.
-	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken" json:"access_token,omitempty"`
+	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
 	// When the access token stops being accepted.
-	AccessTokenExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=access_token_expire_time,json=accessTokenExpireTime" json:"access_token_expire_time,omitempty"`
+	AccessTokenExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=access_token_expire_time,json=accessTokenExpireTime,proto3" json:"access_token_expire_time,omitempty"`
 	// Opaque refresh token, usable once with RefreshToken.
-	RefreshToken string `protobuf:"bytes,3,opt,name=refresh_token,json=refreshToken" json:"refresh_token,omitempty"`
+	RefreshToken string `protobuf:"bytes,3,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
 	// When the refresh token stops being accepted.
-	RefreshTokenExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=refresh_token_expire_time,json=refreshTokenExpireTime" json:"refresh_token_expire_time,omitempty"`
+	RefreshTokenExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=refresh_token_expire_time,json=refreshTokenExpireTime,proto3" json:"refresh_token_expire_time,omitempty"`
 	// Always "Bearer".
-	TokenType string `protobuf:"bytes,5,opt,name=token_type,json=tokenType" json:"token_type,omitempty"`
+	TokenType string `protobuf:"bytes,5,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
 	// The account logged in.
-	User          *User `protobuf:"bytes,6,opt,name=user" json:"user,omitempty"`
+	User          *User `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -463,7 +463,7 @@ func (x *LoginResponse) GetUser() *User {
 type RefreshTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The refresh token from Login or an earlier RefreshToken.
-	RefreshToken  string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken" json:"refresh_token,omitempty"`
+	RefreshToken  string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -509,15 +509,15 @@ func (x *RefreshTokenRequest) GetRefreshToken() string {
 type RefreshTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// New signed access token.
-	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken" json:"access_token,omitempty"`
+	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
 	// When the new access token stops being accepted.
-	AccessTokenExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=access_token_expire_time,json=accessTokenExpireTime" json:"access_token_expire_time,omitempty"`
+	AccessTokenExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=access_token_expire_time,json=accessTokenExpireTime,proto3" json:"access_token_expire_time,omitempty"`
 	// New refresh token; the one presented is spent.
-	RefreshToken string `protobuf:"bytes,3,opt,name=refresh_token,json=refreshToken" json:"refresh_token,omitempty"`
+	RefreshToken string `protobuf:"bytes,3,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
 	// When the new refresh token stops being accepted.
-	RefreshTokenExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=refresh_token_expire_time,json=refreshTokenExpireTime" json:"refresh_token_expire_time,omitempty"`
+	RefreshTokenExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=refresh_token_expire_time,json=refreshTokenExpireTime,proto3" json:"refresh_token_expire_time,omitempty"`
 	// Always "Bearer".
-	TokenType     string `protobuf:"bytes,5,opt,name=token_type,json=tokenType" json:"token_type,omitempty"`
+	TokenType     string `protobuf:"bytes,5,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -593,10 +593,10 @@ type LogoutRequest struct {
 	// Optional, and no longer needed: the refresh token of the caller's
 	// session, which Logout revokes with the session anyway. A refresh token
 	// of another of the caller's sessions revokes that session too.
-	RefreshToken string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken" json:"refresh_token,omitempty"`
+	RefreshToken string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
 	// Log out everywhere: revoke every session of the caller's account, on
 	// every device, not only the one the access token belongs to.
-	AllSessions   bool `protobuf:"varint,2,opt,name=all_sessions,json=allSessions" json:"all_sessions,omitempty"`
+	AllSessions   bool `protobuf:"varint,2,opt,name=all_sessions,json=allSessions,proto3" json:"all_sessions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -686,9 +686,9 @@ func (*LogoutResponse) Descriptor() ([]byte, []int) {
 type RevokeTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// An access token (JWT) or a refresh token.
-	Token string `protobuf:"bytes,1,opt,name=token" json:"token,omitempty"`
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	// What to revoke; unspecified means the token's session.
-	Scope         RevocationScope `protobuf:"varint,2,opt,name=scope,enum=tokencart.auth.v1.RevocationScope" json:"scope,omitempty"`
+	Scope         RevocationScope `protobuf:"varint,2,opt,name=scope,proto3,enum=tokencart.auth.v1.RevocationScope" json:"scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -778,7 +778,7 @@ func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
 type IntrospectTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The access token to check.
-	Token         string `protobuf:"bytes,1,opt,name=token" json:"token,omitempty"`
+	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -825,27 +825,27 @@ func (x *IntrospectTokenRequest) GetToken() string {
 type IntrospectTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Whether the token is valid, unexpired and not revoked.
-	Active bool `protobuf:"varint,1,opt,name=active" json:"active,omitempty"`
+	Active bool `protobuf:"varint,1,opt,name=active,proto3" json:"active,omitempty"`
 	// The `sub` claim: the account id.
-	Subject string `protobuf:"bytes,2,opt,name=subject" json:"subject,omitempty"`
+	Subject string `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
 	// The `roles` claim.
-	Roles []string `protobuf:"bytes,3,rep,name=roles" json:"roles,omitempty"`
+	Roles []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
 	// The `exp` claim.
-	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime" json:"expire_time,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	// The `iat` claim.
-	IssueTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=issue_time,json=issueTime" json:"issue_time,omitempty"`
+	IssueTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=issue_time,json=issueTime,proto3" json:"issue_time,omitempty"`
 	// The `nbf` claim.
-	NotBeforeTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=not_before_time,json=notBeforeTime" json:"not_before_time,omitempty"`
+	NotBeforeTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=not_before_time,json=notBeforeTime,proto3" json:"not_before_time,omitempty"`
 	// The `jti` claim.
-	TokenId string `protobuf:"bytes,7,opt,name=token_id,json=tokenId" json:"token_id,omitempty"`
+	TokenId string `protobuf:"bytes,7,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
 	// The `iss` claim.
-	Issuer string `protobuf:"bytes,8,opt,name=issuer" json:"issuer,omitempty"`
+	Issuer string `protobuf:"bytes,8,opt,name=issuer,proto3" json:"issuer,omitempty"`
 	// The `aud` claim.
-	Audience []string `protobuf:"bytes,9,rep,name=audience" json:"audience,omitempty"`
+	Audience []string `protobuf:"bytes,9,rep,name=audience,proto3" json:"audience,omitempty"`
 	// Always "Bearer" for an active access token.
-	TokenType string `protobuf:"bytes,10,opt,name=token_type,json=tokenType" json:"token_type,omitempty"`
+	TokenType string `protobuf:"bytes,10,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
 	// The `sid` claim: the session the token was issued in.
-	SessionId     string `protobuf:"bytes,11,opt,name=session_id,json=sessionId" json:"session_id,omitempty"`
+	SessionId     string `protobuf:"bytes,11,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -998,9 +998,9 @@ func (*GetKeySetRequest) Descriptor() ([]byte, []int) {
 type GetKeySetResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The JWKS document (JSON), every key with `kid`, `kty`, `crv`, `alg`, `use`.
-	JwksJson string `protobuf:"bytes,1,opt,name=jwks_json,json=jwksJson" json:"jwks_json,omitempty"`
+	JwksJson string `protobuf:"bytes,1,opt,name=jwks_json,json=jwksJson,proto3" json:"jwks_json,omitempty"`
 	// How long a consumer may cache the document before fetching it again.
-	MaxAge        *durationpb.Duration `protobuf:"bytes,2,opt,name=max_age,json=maxAge" json:"max_age,omitempty"`
+	MaxAge        *durationpb.Duration `protobuf:"bytes,2,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1054,7 +1054,7 @@ type WatchRevocationsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The cursor of the last message processed; empty to start with the whole
 	// current state. An unknown or malformed cursor is INVALID_ARGUMENT.
-	Cursor        string `protobuf:"bytes,1,opt,name=cursor" json:"cursor,omitempty"`
+	Cursor        string `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1102,24 +1102,24 @@ func (x *WatchRevocationsRequest) GetCursor() string {
 type Revocation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// TOKEN: the `jti` of the revoked token.
-	TokenId string `protobuf:"bytes,1,opt,name=token_id,json=tokenId" json:"token_id,omitempty"`
+	TokenId string `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
 	// The account (`sub`) the entry belongs to; set on every entry.
-	Subject string `protobuf:"bytes,2,opt,name=subject" json:"subject,omitempty"`
+	Subject string `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
 	// When the entry stops mattering: the newest access token it covers has
 	// expired by then.
-	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime" json:"expire_time,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	// When the entry was recorded.
-	RevokeTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=revoke_time,json=revokeTime" json:"revoke_time,omitempty"`
+	RevokeTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
 	// What the entry revokes; unspecified is TOKEN.
-	Kind RevocationKind `protobuf:"varint,5,opt,name=kind,enum=tokencart.auth.v1.RevocationKind" json:"kind,omitempty"`
+	Kind RevocationKind `protobuf:"varint,5,opt,name=kind,proto3,enum=tokencart.auth.v1.RevocationKind" json:"kind,omitempty"`
 	// SESSION: the revoked session (`sid`). TOKEN: the session of the revoked
 	// token, if it names one.
-	SessionId string `protobuf:"bytes,6,opt,name=session_id,json=sessionId" json:"session_id,omitempty"`
+	SessionId string `protobuf:"bytes,6,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// ACCOUNT: every session of subject created before this time is revoked,
 	// and every token of subject without a `sid` issued at or before it. An
 	// ACCOUNT entry replaces the subject's SESSION and TOKEN entries it
 	// covers, which the subscriber may then forget.
-	SessionsBefore *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=sessions_before,json=sessionsBefore" json:"sessions_before,omitempty"`
+	SessionsBefore *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=sessions_before,json=sessionsBefore,proto3" json:"sessions_before,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1208,11 +1208,11 @@ type WatchRevocationsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Entries in the order they were recorded or last changed; empty in a
 	// heartbeat.
-	Revocations []*Revocation `protobuf:"bytes,1,rep,name=revocations" json:"revocations,omitempty"`
+	Revocations []*Revocation `protobuf:"bytes,1,rep,name=revocations,proto3" json:"revocations,omitempty"`
 	// Cursor to resume from after this message.
-	Cursor string `protobuf:"bytes,2,opt,name=cursor" json:"cursor,omitempty"`
+	Cursor string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// The longest the server waits between two messages.
-	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,3,opt,name=heartbeat_interval,json=heartbeatInterval" json:"heartbeat_interval,omitempty"`
+	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,3,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -1309,7 +1309,7 @@ func (*GetMeRequest) Descriptor() ([]byte, []int) {
 type GetMeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The caller's account.
-	User          *User `protobuf:"bytes,1,opt,name=user" json:"user,omitempty"`
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1392,9 +1392,9 @@ func (*RotateSigningKeyRequest) Descriptor() ([]byte, []int) {
 type RotateSigningKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Key id (`kid`) of the new key.
-	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId" json:"key_id,omitempty"`
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	// When the new key starts signing; it is published from now on.
-	ActivateTime  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=activate_time,json=activateTime" json:"activate_time,omitempty"`
+	ActivateTime  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=activate_time,json=activateTime,proto3" json:"activate_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1555,7 +1555,7 @@ const file_tokencart_auth_v1_auth_proto_rawDesc = "" +
 	"\tGetKeySet\x12#.tokencart.auth.v1.GetKeySetRequest\x1a$.tokencart.auth.v1.GetKeySetResponse\x12m\n" +
 	"\x10WatchRevocations\x12*.tokencart.auth.v1.WatchRevocationsRequest\x1a+.tokencart.auth.v1.WatchRevocationsResponse0\x01\x12J\n" +
 	"\x05GetMe\x12\x1f.tokencart.auth.v1.GetMeRequest\x1a .tokencart.auth.v1.GetMeResponse\x12k\n" +
-	"\x10RotateSigningKey\x12*.tokencart.auth.v1.RotateSigningKeyRequest\x1a+.tokencart.auth.v1.RotateSigningKeyResponseBDZ;github.com/tokencart/tokencart/gen/tokencart/auth/v1;authv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
+	"\x10RotateSigningKey\x12*.tokencart.auth.v1.RotateSigningKeyRequest\x1a+.tokencart.auth.v1.RotateSigningKeyResponseB=Z;github.com/tokencart/tokencart/gen/tokencart/auth/v1;authv1b\x06proto3"
 
 var (
 	file_tokencart_auth_v1_auth_proto_rawDescOnce sync.Once

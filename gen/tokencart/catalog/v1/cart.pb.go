@@ -26,15 +26,15 @@ const (
 type Cart struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Lines in the order they were first added.
-	Lines []*CartLine `protobuf:"bytes,1,rep,name=lines" json:"lines,omitempty"`
+	Lines []*CartLine `protobuf:"bytes,1,rep,name=lines,proto3" json:"lines,omitempty"`
 	// Increases by at least one on every change; 0 for a cart never changed.
-	Version int64 `protobuf:"varint,2,opt,name=version" json:"version,omitempty"`
+	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
 	// Sum of the available lines.
-	Subtotal *Money `protobuf:"bytes,3,opt,name=subtotal" json:"subtotal,omitempty"`
+	Subtotal *Money `protobuf:"bytes,3,opt,name=subtotal,proto3" json:"subtotal,omitempty"`
 	// Sum of the quantities of the available lines.
-	TotalQuantity int64 `protobuf:"varint,4,opt,name=total_quantity,json=totalQuantity" json:"total_quantity,omitempty"`
+	TotalQuantity int64 `protobuf:"varint,4,opt,name=total_quantity,json=totalQuantity,proto3" json:"total_quantity,omitempty"`
 	// When the cart last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=update_time,json=updateTime" json:"update_time,omitempty"`
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -108,18 +108,18 @@ func (x *Cart) GetUpdateTime() *timestamppb.Timestamp {
 type CartLine struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The product's id.
-	ProductId string `protobuf:"bytes,1,opt,name=product_id,json=productId" json:"product_id,omitempty"`
+	ProductId string `protobuf:"bytes,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
 	// How many, 1 to 999.
-	Quantity int64 `protobuf:"varint,2,opt,name=quantity" json:"quantity,omitempty"`
+	Quantity int64 `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	// The product's name, when available.
-	Name string `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// Current catalog price, when available.
-	UnitPrice *Money `protobuf:"bytes,4,opt,name=unit_price,json=unitPrice" json:"unit_price,omitempty"`
+	UnitPrice *Money `protobuf:"bytes,4,opt,name=unit_price,json=unitPrice,proto3" json:"unit_price,omitempty"`
 	// unit_price times quantity, when available.
-	LineTotal *Money `protobuf:"bytes,5,opt,name=line_total,json=lineTotal" json:"line_total,omitempty"`
+	LineTotal *Money `protobuf:"bytes,5,opt,name=line_total,json=lineTotal,proto3" json:"line_total,omitempty"`
 	// False when the product was deleted from the catalog; such a line counts
 	// for nothing until removed.
-	Available     bool `protobuf:"varint,6,opt,name=available" json:"available,omitempty"`
+	Available     bool `protobuf:"varint,6,opt,name=available,proto3" json:"available,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -200,7 +200,7 @@ func (x *CartLine) GetAvailable() bool {
 type GetCartRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Request-carried mode: the cart_state of the previous response.
-	CartState     []byte `protobuf:"bytes,1,opt,name=cart_state,json=cartState" json:"cart_state,omitempty"`
+	CartState     []byte `protobuf:"bytes,1,opt,name=cart_state,json=cartState,proto3" json:"cart_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -246,9 +246,9 @@ func (x *GetCartRequest) GetCartState() []byte {
 type GetCartResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The cart.
-	Cart *Cart `protobuf:"bytes,1,opt,name=cart" json:"cart,omitempty"`
+	Cart *Cart `protobuf:"bytes,1,opt,name=cart,proto3" json:"cart,omitempty"`
 	// Request-carried mode: the sealed cart to send next time.
-	CartState     []byte `protobuf:"bytes,2,opt,name=cart_state,json=cartState" json:"cart_state,omitempty"`
+	CartState     []byte `protobuf:"bytes,2,opt,name=cart_state,json=cartState,proto3" json:"cart_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -301,15 +301,15 @@ func (x *GetCartResponse) GetCartState() []byte {
 type AddItemRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The product to add.
-	ProductId string `protobuf:"bytes,1,opt,name=product_id,json=productId" json:"product_id,omitempty"`
+	ProductId string `protobuf:"bytes,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
 	// How many to add, 1 to 999.
-	Quantity int64 `protobuf:"varint,2,opt,name=quantity" json:"quantity,omitempty"`
+	Quantity int64 `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	// Idempotency key (1 to 128 characters), optional.
-	RequestId string `protobuf:"bytes,3,opt,name=request_id,json=requestId" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Fail with ABORTED unless the cart is at this version, optional.
-	ExpectedVersion *int64 `protobuf:"varint,4,opt,name=expected_version,json=expectedVersion" json:"expected_version,omitempty"`
+	ExpectedVersion *int64 `protobuf:"varint,4,opt,name=expected_version,json=expectedVersion,proto3,oneof" json:"expected_version,omitempty"`
 	// Request-carried mode: the cart_state of the previous response.
-	CartState     []byte `protobuf:"bytes,5,opt,name=cart_state,json=cartState" json:"cart_state,omitempty"`
+	CartState     []byte `protobuf:"bytes,5,opt,name=cart_state,json=cartState,proto3" json:"cart_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -383,9 +383,9 @@ func (x *AddItemRequest) GetCartState() []byte {
 type AddItemResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The cart after the change.
-	Cart *Cart `protobuf:"bytes,1,opt,name=cart" json:"cart,omitempty"`
+	Cart *Cart `protobuf:"bytes,1,opt,name=cart,proto3" json:"cart,omitempty"`
 	// Request-carried mode: the sealed cart to send next time.
-	CartState     []byte `protobuf:"bytes,2,opt,name=cart_state,json=cartState" json:"cart_state,omitempty"`
+	CartState     []byte `protobuf:"bytes,2,opt,name=cart_state,json=cartState,proto3" json:"cart_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -438,15 +438,15 @@ func (x *AddItemResponse) GetCartState() []byte {
 type SetItemQuantityRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The product whose line to set.
-	ProductId string `protobuf:"bytes,1,opt,name=product_id,json=productId" json:"product_id,omitempty"`
+	ProductId string `protobuf:"bytes,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
 	// The new quantity, 0 to 999; 0 removes the line.
-	Quantity int64 `protobuf:"varint,2,opt,name=quantity" json:"quantity,omitempty"`
+	Quantity int64 `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	// Idempotency key (1 to 128 characters), optional.
-	RequestId string `protobuf:"bytes,3,opt,name=request_id,json=requestId" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Fail with ABORTED unless the cart is at this version, optional.
-	ExpectedVersion *int64 `protobuf:"varint,4,opt,name=expected_version,json=expectedVersion" json:"expected_version,omitempty"`
+	ExpectedVersion *int64 `protobuf:"varint,4,opt,name=expected_version,json=expectedVersion,proto3,oneof" json:"expected_version,omitempty"`
 	// Request-carried mode: the cart_state of the previous response.
-	CartState     []byte `protobuf:"bytes,5,opt,name=cart_state,json=cartState" json:"cart_state,omitempty"`
+	CartState     []byte `protobuf:"bytes,5,opt,name=cart_state,json=cartState,proto3" json:"cart_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -520,9 +520,9 @@ func (x *SetItemQuantityRequest) GetCartState() []byte {
 type SetItemQuantityResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The cart after the change.
-	Cart *Cart `protobuf:"bytes,1,opt,name=cart" json:"cart,omitempty"`
+	Cart *Cart `protobuf:"bytes,1,opt,name=cart,proto3" json:"cart,omitempty"`
 	// Request-carried mode: the sealed cart to send next time.
-	CartState     []byte `protobuf:"bytes,2,opt,name=cart_state,json=cartState" json:"cart_state,omitempty"`
+	CartState     []byte `protobuf:"bytes,2,opt,name=cart_state,json=cartState,proto3" json:"cart_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -575,13 +575,13 @@ func (x *SetItemQuantityResponse) GetCartState() []byte {
 type RemoveItemRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The product whose line to remove.
-	ProductId string `protobuf:"bytes,1,opt,name=product_id,json=productId" json:"product_id,omitempty"`
+	ProductId string `protobuf:"bytes,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
 	// Idempotency key (1 to 128 characters), optional.
-	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Fail with ABORTED unless the cart is at this version, optional.
-	ExpectedVersion *int64 `protobuf:"varint,3,opt,name=expected_version,json=expectedVersion" json:"expected_version,omitempty"`
+	ExpectedVersion *int64 `protobuf:"varint,3,opt,name=expected_version,json=expectedVersion,proto3,oneof" json:"expected_version,omitempty"`
 	// Request-carried mode: the cart_state of the previous response.
-	CartState     []byte `protobuf:"bytes,4,opt,name=cart_state,json=cartState" json:"cart_state,omitempty"`
+	CartState     []byte `protobuf:"bytes,4,opt,name=cart_state,json=cartState,proto3" json:"cart_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -648,9 +648,9 @@ func (x *RemoveItemRequest) GetCartState() []byte {
 type RemoveItemResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The cart after the change.
-	Cart *Cart `protobuf:"bytes,1,opt,name=cart" json:"cart,omitempty"`
+	Cart *Cart `protobuf:"bytes,1,opt,name=cart,proto3" json:"cart,omitempty"`
 	// Request-carried mode: the sealed cart to send next time.
-	CartState     []byte `protobuf:"bytes,2,opt,name=cart_state,json=cartState" json:"cart_state,omitempty"`
+	CartState     []byte `protobuf:"bytes,2,opt,name=cart_state,json=cartState,proto3" json:"cart_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -703,11 +703,11 @@ func (x *RemoveItemResponse) GetCartState() []byte {
 type ClearCartRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key (1 to 128 characters), optional.
-	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Fail with ABORTED unless the cart is at this version, optional.
-	ExpectedVersion *int64 `protobuf:"varint,2,opt,name=expected_version,json=expectedVersion" json:"expected_version,omitempty"`
+	ExpectedVersion *int64 `protobuf:"varint,2,opt,name=expected_version,json=expectedVersion,proto3,oneof" json:"expected_version,omitempty"`
 	// Request-carried mode: the cart_state of the previous response.
-	CartState     []byte `protobuf:"bytes,3,opt,name=cart_state,json=cartState" json:"cart_state,omitempty"`
+	CartState     []byte `protobuf:"bytes,3,opt,name=cart_state,json=cartState,proto3" json:"cart_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -767,9 +767,9 @@ func (x *ClearCartRequest) GetCartState() []byte {
 type ClearCartResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The cart after the change.
-	Cart *Cart `protobuf:"bytes,1,opt,name=cart" json:"cart,omitempty"`
+	Cart *Cart `protobuf:"bytes,1,opt,name=cart,proto3" json:"cart,omitempty"`
 	// Request-carried mode: the sealed cart to send next time.
-	CartState     []byte `protobuf:"bytes,2,opt,name=cart_state,json=cartState" json:"cart_state,omitempty"`
+	CartState     []byte `protobuf:"bytes,2,opt,name=cart_state,json=cartState,proto3" json:"cart_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -846,51 +846,55 @@ const file_tokencart_catalog_v1_cart_proto_rawDesc = "" +
 	"\x0fGetCartResponse\x12.\n" +
 	"\x04cart\x18\x01 \x01(\v2\x1a.tokencart.catalog.v1.CartR\x04cart\x12\x1d\n" +
 	"\n" +
-	"cart_state\x18\x02 \x01(\fR\tcartState\"\xbb\x01\n" +
+	"cart_state\x18\x02 \x01(\fR\tcartState\"\xce\x01\n" +
 	"\x0eAddItemRequest\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tR\trequestId\x120\n" +
-	"\x10expected_version\x18\x04 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0fexpectedVersion\x12\x1d\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x12.\n" +
+	"\x10expected_version\x18\x04 \x01(\x03H\x00R\x0fexpectedVersion\x88\x01\x01\x12\x1d\n" +
 	"\n" +
-	"cart_state\x18\x05 \x01(\fR\tcartState\"`\n" +
+	"cart_state\x18\x05 \x01(\fR\tcartStateB\x13\n" +
+	"\x11_expected_version\"`\n" +
 	"\x0fAddItemResponse\x12.\n" +
 	"\x04cart\x18\x01 \x01(\v2\x1a.tokencart.catalog.v1.CartR\x04cart\x12\x1d\n" +
 	"\n" +
-	"cart_state\x18\x02 \x01(\fR\tcartState\"\xc3\x01\n" +
+	"cart_state\x18\x02 \x01(\fR\tcartState\"\xd6\x01\n" +
 	"\x16SetItemQuantityRequest\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x1a\n" +
 	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tR\trequestId\x120\n" +
-	"\x10expected_version\x18\x04 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0fexpectedVersion\x12\x1d\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x12.\n" +
+	"\x10expected_version\x18\x04 \x01(\x03H\x00R\x0fexpectedVersion\x88\x01\x01\x12\x1d\n" +
 	"\n" +
-	"cart_state\x18\x05 \x01(\fR\tcartState\"h\n" +
+	"cart_state\x18\x05 \x01(\fR\tcartStateB\x13\n" +
+	"\x11_expected_version\"h\n" +
 	"\x17SetItemQuantityResponse\x12.\n" +
 	"\x04cart\x18\x01 \x01(\v2\x1a.tokencart.catalog.v1.CartR\x04cart\x12\x1d\n" +
 	"\n" +
-	"cart_state\x18\x02 \x01(\fR\tcartState\"\xa2\x01\n" +
+	"cart_state\x18\x02 \x01(\fR\tcartState\"\xb5\x01\n" +
 	"\x11RemoveItemRequest\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tR\trequestId\x120\n" +
-	"\x10expected_version\x18\x03 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0fexpectedVersion\x12\x1d\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12.\n" +
+	"\x10expected_version\x18\x03 \x01(\x03H\x00R\x0fexpectedVersion\x88\x01\x01\x12\x1d\n" +
 	"\n" +
-	"cart_state\x18\x04 \x01(\fR\tcartState\"c\n" +
+	"cart_state\x18\x04 \x01(\fR\tcartStateB\x13\n" +
+	"\x11_expected_version\"c\n" +
 	"\x12RemoveItemResponse\x12.\n" +
 	"\x04cart\x18\x01 \x01(\v2\x1a.tokencart.catalog.v1.CartR\x04cart\x12\x1d\n" +
 	"\n" +
-	"cart_state\x18\x02 \x01(\fR\tcartState\"\x82\x01\n" +
+	"cart_state\x18\x02 \x01(\fR\tcartState\"\x95\x01\n" +
 	"\x10ClearCartRequest\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x120\n" +
-	"\x10expected_version\x18\x02 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0fexpectedVersion\x12\x1d\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12.\n" +
+	"\x10expected_version\x18\x02 \x01(\x03H\x00R\x0fexpectedVersion\x88\x01\x01\x12\x1d\n" +
 	"\n" +
-	"cart_state\x18\x03 \x01(\fR\tcartState\"b\n" +
+	"cart_state\x18\x03 \x01(\fR\tcartStateB\x13\n" +
+	"\x11_expected_version\"b\n" +
 	"\x11ClearCartResponse\x12.\n" +
 	"\x04cart\x18\x01 \x01(\v2\x1a.tokencart.catalog.v1.CartR\x04cart\x12\x1d\n" +
 	"\n" +
@@ -901,7 +905,7 @@ const file_tokencart_catalog_v1_cart_proto_rawDesc = "" +
 	"\x0fSetItemQuantity\x12,.tokencart.catalog.v1.SetItemQuantityRequest\x1a-.tokencart.catalog.v1.SetItemQuantityResponse\x12_\n" +
 	"\n" +
 	"RemoveItem\x12'.tokencart.catalog.v1.RemoveItemRequest\x1a(.tokencart.catalog.v1.RemoveItemResponse\x12\\\n" +
-	"\tClearCart\x12&.tokencart.catalog.v1.ClearCartRequest\x1a'.tokencart.catalog.v1.ClearCartResponseBJZAgithub.com/tokencart/tokencart/gen/tokencart/catalog/v1;catalogv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
+	"\tClearCart\x12&.tokencart.catalog.v1.ClearCartRequest\x1a'.tokencart.catalog.v1.ClearCartResponseBCZAgithub.com/tokencart/tokencart/gen/tokencart/catalog/v1;catalogv1b\x06proto3"
 
 var (
 	file_tokencart_catalog_v1_cart_proto_rawDescOnce sync.Once
@@ -966,6 +970,10 @@ func file_tokencart_catalog_v1_cart_proto_init() {
 		return
 	}
 	file_tokencart_catalog_v1_money_proto_init()
+	file_tokencart_catalog_v1_cart_proto_msgTypes[4].OneofWrappers = []any{}
+	file_tokencart_catalog_v1_cart_proto_msgTypes[6].OneofWrappers = []any{}
+	file_tokencart_catalog_v1_cart_proto_msgTypes[8].OneofWrappers = []any{}
+	file_tokencart_catalog_v1_cart_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -26,17 +26,17 @@ const (
 type Product struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Stable id, 1 to 64 characters of [a-z0-9-].
-	Id string `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Display name.
-	Name string `protobuf:"bytes,2,opt,name=name" json:"name,omitempty"`
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// Longer description.
-	Description string `protobuf:"bytes,3,opt,name=description" json:"description,omitempty"`
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
 	// Category, such as "coffee".
-	Category string `protobuf:"bytes,4,opt,name=category" json:"category,omitempty"`
+	Category string `protobuf:"bytes,4,opt,name=category,proto3" json:"category,omitempty"`
 	// Unit price.
-	Price *Money `protobuf:"bytes,5,opt,name=price" json:"price,omitempty"`
+	Price *Money `protobuf:"bytes,5,opt,name=price,proto3" json:"price,omitempty"`
 	// When the product was last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime" json:"update_time,omitempty"`
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -117,11 +117,11 @@ func (x *Product) GetUpdateTime() *timestamppb.Timestamp {
 type ListProductsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// At most this many products (1 to 100; 0 means 20).
-	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// next_page_token of the previous page; empty for the first page.
-	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only this category, when set.
-	Category      string `protobuf:"bytes,3,opt,name=category" json:"category,omitempty"`
+	Category      string `protobuf:"bytes,3,opt,name=category,proto3" json:"category,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -181,9 +181,9 @@ func (x *ListProductsRequest) GetCategory() string {
 type ListProductsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The products of this page, ordered by id.
-	Products []*Product `protobuf:"bytes,1,rep,name=products" json:"products,omitempty"`
+	Products []*Product `protobuf:"bytes,1,rep,name=products,proto3" json:"products,omitempty"`
 	// Token for the next page; empty on the last page.
-	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken" json:"next_page_token,omitempty"`
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -236,7 +236,7 @@ func (x *ListProductsResponse) GetNextPageToken() string {
 type GetProductRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The product's id.
-	ProductId     string `protobuf:"bytes,1,opt,name=product_id,json=productId" json:"product_id,omitempty"`
+	ProductId     string `protobuf:"bytes,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -282,7 +282,7 @@ func (x *GetProductRequest) GetProductId() string {
 type GetProductResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The product.
-	Product       *Product `protobuf:"bytes,1,opt,name=product" json:"product,omitempty"`
+	Product       *Product `protobuf:"bytes,1,opt,name=product,proto3" json:"product,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -328,13 +328,13 @@ func (x *GetProductResponse) GetProduct() *Product {
 type SearchProductsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Words to match against name, description and category (1 to 256 bytes).
-	Query string `protobuf:"bytes,1,opt,name=query" json:"query,omitempty"`
+	Query string `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
 	// At most this many products (1 to 100; 0 means 20).
-	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// next_page_token of the previous page; empty for the first page.
-	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only this category, when set.
-	Category      string `protobuf:"bytes,4,opt,name=category" json:"category,omitempty"`
+	Category      string `protobuf:"bytes,4,opt,name=category,proto3" json:"category,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -401,9 +401,9 @@ func (x *SearchProductsRequest) GetCategory() string {
 type SearchProductsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Matching products, ordered by id.
-	Products []*Product `protobuf:"bytes,1,rep,name=products" json:"products,omitempty"`
+	Products []*Product `protobuf:"bytes,1,rep,name=products,proto3" json:"products,omitempty"`
 	// Token for the next page; empty on the last page.
-	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken" json:"next_page_token,omitempty"`
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -456,7 +456,7 @@ func (x *SearchProductsResponse) GetNextPageToken() string {
 type UpsertProductRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The product; update_time is set by the server.
-	Product       *Product `protobuf:"bytes,1,opt,name=product" json:"product,omitempty"`
+	Product       *Product `protobuf:"bytes,1,opt,name=product,proto3" json:"product,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -502,7 +502,7 @@ func (x *UpsertProductRequest) GetProduct() *Product {
 type UpsertProductResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The product as stored.
-	Product       *Product `protobuf:"bytes,1,opt,name=product" json:"product,omitempty"`
+	Product       *Product `protobuf:"bytes,1,opt,name=product,proto3" json:"product,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -548,7 +548,7 @@ func (x *UpsertProductResponse) GetProduct() *Product {
 type DeleteProductRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The product's id.
-	ProductId     string `protobuf:"bytes,1,opt,name=product_id,json=productId" json:"product_id,omitempty"`
+	ProductId     string `protobuf:"bytes,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -676,7 +676,7 @@ const file_tokencart_catalog_v1_catalog_proto_rawDesc = "" +
 	"GetProduct\x12'.tokencart.catalog.v1.GetProductRequest\x1a(.tokencart.catalog.v1.GetProductResponse\x12k\n" +
 	"\x0eSearchProducts\x12+.tokencart.catalog.v1.SearchProductsRequest\x1a,.tokencart.catalog.v1.SearchProductsResponse\x12h\n" +
 	"\rUpsertProduct\x12*.tokencart.catalog.v1.UpsertProductRequest\x1a+.tokencart.catalog.v1.UpsertProductResponse\x12h\n" +
-	"\rDeleteProduct\x12*.tokencart.catalog.v1.DeleteProductRequest\x1a+.tokencart.catalog.v1.DeleteProductResponseBJZAgithub.com/tokencart/tokencart/gen/tokencart/catalog/v1;catalogv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
+	"\rDeleteProduct\x12*.tokencart.catalog.v1.DeleteProductRequest\x1a+.tokencart.catalog.v1.DeleteProductResponseBCZAgithub.com/tokencart/tokencart/gen/tokencart/catalog/v1;catalogv1b\x06proto3"
 
 var (
 	file_tokencart_catalog_v1_catalog_proto_rawDescOnce sync.Once

@@ -27,11 +27,11 @@ const (
 type Money struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// ISO 4217 three-letter code, such as "EUR".
-	CurrencyCode string `protobuf:"bytes,1,opt,name=currency_code,json=currencyCode" json:"currency_code,omitempty"`
+	CurrencyCode string `protobuf:"bytes,1,opt,name=currency_code,json=currencyCode,proto3" json:"currency_code,omitempty"`
 	// Whole units of the amount.
-	Units int64 `protobuf:"varint,2,opt,name=units" json:"units,omitempty"`
+	Units int64 `protobuf:"varint,2,opt,name=units,proto3" json:"units,omitempty"`
 	// Billionths of a unit.
-	Nanos         int32 `protobuf:"varint,3,opt,name=nanos" json:"nanos,omitempty"`
+	Nanos         int32 `protobuf:"varint,3,opt,name=nanos,proto3" json:"nanos,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -95,7 +95,7 @@ const file_tokencart_catalog_v1_money_proto_rawDesc = "" +
 	"\x05Money\x12#\n" +
 	"\rcurrency_code\x18\x01 \x01(\tR\fcurrencyCode\x12\x14\n" +
 	"\x05units\x18\x02 \x01(\x03R\x05units\x12\x14\n" +
-	"\x05nanos\x18\x03 \x01(\x05R\x05nanosBJZAgithub.com/tokencart/tokencart/gen/tokencart/catalog/v1;catalogv1\x92\x03\x04\b\x02 \x03b\beditionsp\xe8\a"
+	"\x05nanos\x18\x03 \x01(\x05R\x05nanosBCZAgithub.com/tokencart/tokencart/gen/tokencart/catalog/v1;catalogv1b\x06proto3"
 
 var (
 	file_tokencart_catalog_v1_money_proto_rawDescOnce sync.Once
