@@ -46,7 +46,7 @@ const (
 	)
 	SELECT EXISTS (SELECT FROM written), c.version, c.lines, c.update_time, p.params_hash, p.version, p.lines, p.update_time
 		FROM (SELECT 1) AS one
-		LEFT JOIN carts c ON c.owner = $1 AND NOT EXISTS (SELECT FROM written)
+		LEFT JOIN (SELECT * FROM carts WHERE owner = $1 AND NOT EXISTS (SELECT FROM written)) AS c ON true
 		LEFT JOIN prior p ON true`
 	// sqlCASUpdate changes a cart whose row is at version $8, updated at $9.
 	// The version alone identifies the row's content (it grows with every
