@@ -41,7 +41,7 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (*sqliteDB, 
 	if s.file, err = sqldb.WatchSQLiteFile(path); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
-	for _, q := range []string{sqlCatalogVersion, sqlCart, sqlRequest, sqlInsertCart, sqlUpdateCart, sqlInsertRequest} {
+	for _, q := range []string{sqlCatalogVersion, sqlCart, sqlCartForChange, sqlInsertCart, sqlUpdateCart, sqlInsertRequest} {
 		//nolint:sqlclosecheck // kept for the store's life; Close closes them
 		if s.stmts[q], err = db.PrepareContext(ctx, q); err != nil {
 			return nil, errors.Join(fmt.Errorf("sqlite: prepare: %w", err), s.Close())
@@ -175,19 +175,14 @@ func (s *sqliteDB) Cart(ctx context.Context, owner string) (cart.Cart, error) {
 
 // MutateCart applies a change to owner's cart in one immediate transaction
 // (the database's write lock is held from BEGIN), as described in the
-// package documentation, and returns the resulting cart.
+// package documentation, and returns the resulting cart: one read, and
+// one write for each of the cart and the key that change.
 func (s *sqliteDB) MutateCart(ctx context.Context, owner string, req cart.Request, apply cart.ApplyFunc) (cart.Cart, error) {
 	var d cart.Outcome
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		cur, exists, err := scanCart(s.queryRow(ctx, tx, sqlCart, owner), sql.ErrNoRows)
+		cur, exists, rec, err := scanChange(s.queryRow(ctx, tx, sqlCartForChange, owner, req.ID))
 		if err != nil {
 			return err
-		}
-		var rec *cart.Record
-		if req.ID != "" {
-			if rec, err = scanRecord(s.queryRow(ctx, tx, sqlRequest, owner, req.ID), sql.ErrNoRows); err != nil {
-				return err
-			}
 		}
 		if d, err = cart.Decide(cur, rec, req, apply); err != nil {
 			return err

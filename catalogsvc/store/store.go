@@ -1,15 +1,25 @@
 // Package store implements catalogsvc.Store over SQLite (several replicas on
 // one host share the file; the embedded default) and PostgreSQL (the mode
 // for more than one machine), chosen by the DSN's scheme. Both dialects run
-// the same SQL text (both take $n placeholders, times are unix microseconds
-// in BIGINTs) and the same idempotency rule (cart.Decide); they differ in
-// how a cart mutation reaches the database, which is where the round trips
-// are.
+// the same SQL text where they can (both take $n placeholders, times are
+// unix microseconds in BIGINTs) and the same idempotency rule
+// (cart.Decide); they differ in how a cart mutation reaches the database,
+// which is where the round trips are.
 //
-// A cart mutation is one transaction holding the cart row's write lock: it
-// reads the cart and the idempotency key, decides with cart.Decide (replay,
-// refuse, or apply the change), and writes the new cart and the key. Nothing
-// another replica does can interleave, so no update is lost.
+// On SQLite a cart mutation is one immediate transaction (the database's
+// write lock is held from BEGIN): one statement reads the cart and the
+// idempotency key, cart.Decide says what to do (replay, refuse, or apply
+// the change), and the new cart and the key are written.
+//
+// On PostgreSQL the common case is one statement, one round trip: the
+// change is computed from the cart as this replica last saw it, and the
+// statement writes the new cart and the key only if the stored cart is
+// still that one and the key is new (a compare and swap). When it is not,
+// the statement returns the cart and key as they are, and the change is
+// computed again; past a few such conflicts, the mutation takes the
+// locking path, a transaction holding the cart row's write lock. Either
+// way nothing another replica does can interleave, so no update is lost,
+// and a key is recorded in the statement that applies its change.
 package store
 
 import (
@@ -88,7 +98,13 @@ const (
 	// concurrent claimers wait on the row lock, then see seeded = 1.
 	sqlClaimSeed = `UPDATE catalog_meta SET seeded = 1, version = version + 1 WHERE id = 1 AND seeded = 0`
 
-	sqlCart          = `SELECT version, lines, update_time FROM carts WHERE owner = $1`
+	sqlCart = `SELECT version, lines, update_time FROM carts WHERE owner = $1`
+	// sqlCartForChange reads, in one row, what a change is decided on: the
+	// cart and the request's key, either NULL when absent.
+	sqlCartForChange = `SELECT c.version, c.lines, c.update_time, r.params_hash, r.version, r.lines, r.update_time
+		FROM (SELECT 1) AS one
+		LEFT JOIN carts c ON c.owner = $1
+		LEFT JOIN cart_requests r ON r.owner = $1 AND r.request_id = $2`
 	sqlRequest       = `SELECT params_hash, version, lines, update_time FROM cart_requests WHERE owner = $1 AND request_id = $2`
 	sqlInsertCart    = `INSERT INTO carts (owner, version, lines, update_time) VALUES ($1, $2, $3, $4)`
 	sqlUpdateCart    = `UPDATE carts SET version = $2, lines = $3, update_time = $4 WHERE owner = $1`
@@ -128,29 +144,62 @@ func scanCart(r row, noRows error) (c cart.Cart, exists bool, err error) {
 	if err != nil {
 		return cart.Cart{}, false, err
 	}
-	if c.Lines, err = cart.DecodeLines([]byte(lines)); err != nil {
-		return cart.Cart{}, false, err
-	}
-	c.UpdateTime = time.UnixMicro(updated).UTC()
-	return c, true, nil
+	c, err = decodeCart(c.Version, lines, updated)
+	return c, err == nil, err
 }
 
 func scanRecord(r row, noRows error) (*cart.Record, error) {
 	var rec cart.Record
 	var lines string
-	var updated int64
-	err := r.Scan(&rec.Hash, &rec.Result.Version, &lines, &updated)
+	var version, updated int64
+	err := r.Scan(&rec.Hash, &version, &lines, &updated)
 	if errors.Is(err, noRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if rec.Result.Lines, err = cart.DecodeLines([]byte(lines)); err != nil {
+	if rec.Result, err = decodeCart(version, lines, updated); err != nil {
 		return nil, err
 	}
-	rec.Result.UpdateTime = time.UnixMicro(updated).UTC()
 	return &rec, nil
+}
+
+// scanChange reads a row of sqlCartForChange's columns, after the columns
+// of front if any: the cart (the empty cart at version 0 if it has no
+// row), whether it has a row, and the request's record (nil if none).
+func scanChange(r row, front ...any) (cur cart.Cart, exists bool, rec *cart.Record, err error) {
+	var (
+		version, updated, recVersion, recUpdated *int64
+		lines, recLines                          *string
+		hash                                     []byte
+	)
+	dest := append(front, &version, &lines, &updated, &hash, &recVersion, &recLines, &recUpdated)
+	if err := r.Scan(dest...); err != nil {
+		return cart.Cart{}, false, nil, err
+	}
+	if version != nil && lines != nil && updated != nil {
+		if cur, err = decodeCart(*version, *lines, *updated); err != nil {
+			return cart.Cart{}, false, nil, err
+		}
+		exists = true
+	}
+	if recVersion != nil && recLines != nil && recUpdated != nil {
+		rec = &cart.Record{Hash: hash}
+		if rec.Result, err = decodeCart(*recVersion, *recLines, *recUpdated); err != nil {
+			return cart.Cart{}, false, nil, err
+		}
+	}
+	return cur, exists, rec, nil
+}
+
+// decodeCart builds a cart from its stored columns.
+func decodeCart(version int64, lines string, updated int64) (cart.Cart, error) {
+	l, err := cart.DecodeLines([]byte(lines))
+	if err != nil {
+		return cart.Cart{}, err
+	}
+	return cart.Cart{Version: version, Lines: l, UpdateTime: time.UnixMicro(updated).UTC()}, nil
 }
 
 func cartArgs(owner string, c cart.Cart) []any {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -247,6 +248,135 @@ func TestMutateCartIdempotency(t *testing.T) {
 		}
 		if n, err := a.PruneRequests(ctx, time.Now().Add(time.Second)); err != nil || n != 3 {
 			t.Errorf("prune all: %d, %v; want 3", n, err)
+		}
+	})
+}
+
+// TestMutateCartConcurrentRetries: many changes to one cart from two
+// replicas at once, each sent three times concurrently (a client retrying):
+// each is applied exactly once, and every copy of a request gets the same
+// answer.
+func TestMutateCartConcurrentRetries(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, replica func(t *testing.T) catalogsvc.Store) {
+		ctx := context.Background()
+		stores := []catalogsvc.Store{replica(t), replica(t)}
+		const requests, copies = 40, 3
+		results := make([][copies]cart.Cart, requests)
+		var want int64
+		var wg sync.WaitGroup
+		for i := range requests {
+			op := cart.Op{Kind: cart.Add, ProductID: "p", Quantity: int64(i%5 + 1)}
+			want += op.Quantity
+			req := cart.Request{ID: fmt.Sprint("req-", i), Hash: op.Hash()}
+			for k := range copies {
+				wg.Go(func() {
+					c, err := stores[(i+k)%2].MutateCart(ctx, "owner", req, add("p", op.Quantity))
+					if err != nil {
+						t.Errorf("request %d, copy %d: %v", i, k, err)
+					}
+					results[i][k] = c
+				})
+			}
+		}
+		wg.Wait()
+		c, err := stores[0].Cart(ctx, "owner")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Version != requests || len(c.Lines) != 1 || c.Lines[0].Quantity != want {
+			t.Fatalf("cart = %+v, want version %d and one line of %d", c, requests, want)
+		}
+		versions := map[int64]bool{}
+		for i, r := range results {
+			for k := range copies {
+				if r[k].Version != r[0].Version || !slices.Equal(r[k].Lines, r[0].Lines) || !r[k].UpdateTime.Equal(r[0].UpdateTime) {
+					t.Errorf("request %d: copy %d got %+v, copy 0 %+v", i, k, r[k], r[0])
+				}
+			}
+			if versions[r[0].Version] {
+				t.Errorf("request %d: version %d answered to two requests", i, r[0].Version)
+			}
+			versions[r[0].Version] = true
+		}
+	})
+}
+
+// TestMutateCartExpectedVersionAcrossReplicas: expected_version is checked
+// against the stored cart, whatever a replica saw of it before.
+func TestMutateCartExpectedVersionAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, replica func(t *testing.T) catalogsvc.Store) {
+		ctx := context.Background()
+		a, b := replica(t), replica(t)
+		expecting := func(id string, v int64) (cart.Request, cart.ApplyFunc) {
+			op := cart.Op{Kind: cart.Add, ProductID: "p", Quantity: 1, ExpectedVersion: v, HasExpected: true}
+			return cart.Request{ID: id, Hash: op.Hash()}, func(c cart.Cart) (cart.Cart, bool, error) {
+				return cart.Apply(c, op, allProducts{}, time.Now())
+			}
+		}
+		if _, err := a.MutateCart(ctx, "owner", cart.Request{}, add("p", 1)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.MutateCart(ctx, "owner", cart.Request{}, add("p", 1)); err != nil {
+			t.Fatal(err)
+		}
+		steps := []struct {
+			name        string
+			s           catalogsvc.Store
+			expected    int64
+			wantErr     error
+			wantVersion int64
+		}{
+			{"a replica that last saw version 1 expects 2", a, 2, nil, 3},
+			{"a stale expectation", b, 2, cart.ErrVersionMismatch, 3},
+			{"one from the future", a, 7, cart.ErrVersionMismatch, 3},
+			{"the current version", b, 3, nil, 4},
+			{"the replica that last wrote expects its own version", b, 4, nil, 5},
+			{"the other replica expects it too", a, 4, cart.ErrVersionMismatch, 5},
+		}
+		for i, st := range steps {
+			req, apply := expecting(fmt.Sprint("step-", i), st.expected)
+			c, err := st.s.MutateCart(ctx, "owner", req, apply)
+			if !errors.Is(err, st.wantErr) || (err == nil && c.Version != st.wantVersion) {
+				t.Errorf("%s: %+v, %v; want version %d, error %v", st.name, c, err, st.wantVersion, st.wantErr)
+			}
+			if c, _ := a.Cart(ctx, "owner"); c.Version != st.wantVersion || c.Lines[0].Quantity != st.wantVersion {
+				t.Errorf("%s: stored cart %+v, want version %d", st.name, c, st.wantVersion)
+			}
+		}
+	})
+}
+
+// TestCartModelAcrossReplicas runs FuzzCartModel's seed sequences through
+// two replicas in turn, so that each change meets a cart the other replica
+// changed last: the answers and the stored cart follow the model.
+func TestCartModelAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, replica func(t *testing.T) catalogsvc.Store) {
+		ctx := context.Background()
+		stores := []catalogsvc.Store{replica(t), replica(t)}
+		now := time.Now()
+		for name, data := range modelSeeds() {
+			m := newModel(0)
+			for step, o := range decodeOps(data) {
+				o = o.at(m.version)
+				req := cart.Request{ID: o.requestID}
+				if o.requestID != "" {
+					req.Hash = o.op.Hash()
+				}
+				got, err := stores[step%2].MutateCart(ctx, name, req, func(cur cart.Cart) (cart.Cart, bool, error) {
+					return cart.Apply(cur, o.op, modelCatalog{}, now)
+				})
+				wantV, wantLines, wantErr := m.apply(o)
+				if !errors.Is(err, wantErr) || (err == nil && (got.Version != wantV || !equalLines(got.Lines, wantLines))) {
+					t.Fatalf("%s step %d %+v: v%d %v, %v; want v%d %v, %v", name, step, o, got.Version, got.Lines, err, wantV, wantLines, wantErr)
+				}
+			}
+			got, err := stores[0].Cart(ctx, name)
+			if err != nil || got.Version != m.version || !equalLines(got.Lines, m.lines) {
+				t.Fatalf("%s: stored v%d %v (%v), want v%d %v", name, got.Version, got.Lines, err, m.version, m.lines)
+			}
 		}
 	})
 }
