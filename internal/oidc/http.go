@@ -94,4 +94,3 @@ func get(ctx context.Context, c *http.Client, url string, limit int64) ([]byte, 
 	defer resp.Body.Close()
 	return readBody(resp, limit)
 }
-
