@@ -33,7 +33,7 @@ func TestRegisterFlags(t *testing.T) {
 		"issuer", "audience", "keyset-refresh", "revocation-staleness", "stale-policy", "token-cache-size",
 		"introspect-cache-ttl", "catalog-refresh", "seed", "auth-tls-ca", "auth-tls-cert", "auth-tls-key",
 		"auth-tls-server-name", "rate-limit", "rate-burst", "rate-limit-callers", "service-credential",
-		"trusted-proxy-hops", "revocation-capacity", "auth-failures", "auth-failure-every",
+		"trusted-proxy-hops", "revocation-capacity", "auth-failures", "auth-failure-every", "trusted-issuers", "trusted-issuers-ca",
 	} {
 		if fs.Lookup(name) == nil {
 			t.Errorf("no --%s flag", name)
@@ -120,6 +120,11 @@ func TestConfigValidate(t *testing.T) {
 		{"negative proxy hops", []string{"--trusted-proxy-hops=-1"}},
 		{"negative revocation capacity", []string{"--revocation-capacity=-1"}},
 		{"negative failure budget", []string{"--auth-failures=-1"}},
+		{"trusted issuers file missing", []string{"--trusted-issuers=" + t.TempDir() + "/none.json"}},
+		{"trusted issuer over http", []string{"--trusted-issuers=" + writeFile(t, "issuers.json", `{"issuers":[{"issuer":"http://id.example","audience":"tokencart"}]}`)}},
+		{"trusted issuer is authsvc", []string{"--issuer=https://authsvc.example", "--trusted-issuers=" + writeFile(t, "self.json", `{"issuers":[{"issuer":"https://authsvc.example","audience":"tokencart"}]}`)}},
+		{"trusted issuers CA without issuers", []string{"--trusted-issuers-ca=" + tlsconfigtest.NewCA(t, "ca").File}},
+		{"trusted issuers CA not PEM", []string{"--trusted-issuers=" + writeFile(t, "ok.json", `{"issuers":[{"issuer":"https://id.example","audience":"tokencart"}]}`), "--trusted-issuers-ca=" + writeFile(t, "ca2.pem", "not a certificate")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -78,6 +78,13 @@ type Config struct {
 	// RevocationCapacity bounds the revocation set (local mode); zero
 	// means DefaultRevocationCapacity.
 	RevocationCapacity int
+	// TrustedIssuers is a JSON file naming OpenID Connect issuers besides
+	// authsvc whose access tokens are accepted (oidc.ReadFile); empty
+	// means none.
+	TrustedIssuers string
+	// TrustedIssuersCA is a PEM CA bundle trusted for the issuers' HTTPS;
+	// empty means the system's roots.
+	TrustedIssuersCA string
 	// Guard limits the token checks of callers that keep failing them.
 	Guard GuardConfig
 	// Log receives key-set and revocation-feed events. Required.
@@ -107,6 +114,9 @@ func RegisterFlags(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.IntrospectCacheTTL, "introspect-cache-ttl", DefaultIntrospectCacheTTL, "how long an introspection answer is reused (0 disables that cache)")
 	fs.IntVar(&c.RevocationCapacity, "revocation-capacity", DefaultRevocationCapacity,
 		"revocation entries held (about 50 bytes each); past it tokens are checked as when the feed is stale (--stale-policy)")
+	fs.StringVar(&c.TrustedIssuers, "trusted-issuers", "",
+		"JSON file of OpenID Connect issuers besides authsvc whose access tokens are accepted (see README, \"Tokens from other issuers\"); empty: none")
+	fs.StringVar(&c.TrustedIssuersCA, "trusted-issuers-ca", "", "PEM CA bundle to verify the trusted issuers' HTTPS certificates (the system's roots when empty)")
 	RegisterGuardFlags(fs, &c.Guard)
 }
 
@@ -160,6 +170,9 @@ func (c Config) validateChecks() error {
 	check(c.IntrospectCacheTTL >= 0, "--introspect-cache-ttl must not be negative, got %v", c.IntrospectCacheTTL)
 	check(c.RevocationCapacity >= 0, "--revocation-capacity must not be negative, got %d", c.RevocationCapacity)
 	errs = append(errs, c.Guard.Validate())
+	if _, _, err := c.trustedIssuers(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

@@ -22,7 +22,14 @@
 //   - ModeRemote: every token is introspected at authsvc, with a short,
 //     bounded cache.
 //
-// In both modes a Guard limits the token checks of client addresses that
+// Beside authsvc, a Config may trust other OpenID Connect issuers
+// (TrustedIssuers, see package oidc): a token whose iss names one of them
+// is checked against that issuer's published keys (and, if configured, its
+// introspection endpoint) instead, cached until exp, with its subject
+// namespaced by issuer. No revocation feed reaches the service from such an
+// issuer: its tokens' lifetime, or introspection, bounds a revocation.
+//
+// In every mode a Guard limits the token checks of client addresses that
 // keep failing them. On authsvc's side, Services admits the calls of such
 // services to the revocation feed and to introspection, which present a
 // ServiceCredential or a client certificate.

@@ -11,10 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
-	"golang.org/x/time/rate"
-
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/refresh"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -50,23 +48,17 @@ type keySourceConfig struct {
 }
 
 // keySource is the current verification key set of authsvc, kept fresh in
-// the background. It implements token.KeyLookup over an atomically swapped
-// *token.KeySet, so lookups never block.
+// the background by a refresh.Loop. It implements token.KeyLookup over an
+// atomically swapped *token.KeySet, so lookups never block.
 type keySource struct {
-	client  authv1.AuthServiceClient
-	refresh time.Duration
-	log     *slog.Logger
-	limiter *rate.Limiter
+	*refresh.Loop // Run, Fetches
+	client        authv1.AuthServiceClient
+	log           *slog.Logger
 
-	current  atomic.Pointer[token.KeySet]
-	kick     chan struct{} // asks Run for a fetch now; buffered, one pending at most
-	fetches  atomic.Int64  // fetches attempted
-	failures atomic.Int64  // fetches failed
+	current atomic.Pointer[token.KeySet]
 
-	mu          sync.Mutex            // guards the fields below
-	next        chan struct{}         // closed when the fetch after the current one completes
-	kickPending bool                  // a kick was sent and its fetch has not started
-	onRemoved   []func(kids []string) // told which kids left the set
+	mu        sync.Mutex            // guards onRemoved
+	onRemoved []func(kids []string) // told which kids left the set
 }
 
 // newKeySource returns a keySource with no keys; Run loads them.
@@ -83,14 +75,16 @@ func newKeySource(cfg keySourceConfig) (*keySource, error) {
 	if cfg.UnknownKeyInterval == 0 {
 		cfg.UnknownKeyInterval = DefaultUnknownKeyInterval
 	}
-	return &keySource{
-		client:  cfg.Client,
-		refresh: cfg.Refresh,
-		log:     cfg.Log,
-		limiter: rate.NewLimiter(rate.Every(cfg.UnknownKeyInterval), 1),
-		kick:    make(chan struct{}, 1),
-		next:    make(chan struct{}),
-	}, nil
+	k := &keySource{client: cfg.Client, log: cfg.Log}
+	loop, err := refresh.New(refresh.Config{
+		Fetch: k.fetch, Period: cfg.Refresh, DemandInterval: cfg.UnknownKeyInterval,
+		MaxBackoff: MaxReconnectWait, What: "key set", Log: cfg.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	k.Loop = loop
+	return k, nil
 }
 
 // Key returns the public key with id kid from the current set.
@@ -111,12 +105,6 @@ func (k *keySource) Ready(context.Context) error {
 	return nil
 }
 
-// Fetches returns how many key-set fetches have been attempted and how many
-// of them failed, for tests and diagnostics.
-func (k *keySource) Fetches() (attempted, failed int64) {
-	return k.fetches.Load(), k.failures.Load()
-}
-
 // OnRemoved registers fn to be called, from Run's goroutine, with the key ids
 // that a refresh found withdrawn.
 func (k *keySource) OnRemoved(fn func(kids []string)) {
@@ -125,86 +113,12 @@ func (k *keySource) OnRemoved(fn func(kids []string)) {
 	k.onRemoved = append(k.onRemoved, fn)
 }
 
-// Run fetches the key set now, again every refresh interval and whenever
-// RefreshUnknown asks, until ctx is done. Failed fetches are retried with
-// exponential backoff; the last good set stays in use meanwhile. Run returns
-// nil when ctx is done.
-func (k *keySource) Run(ctx context.Context) error {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 100 * time.Millisecond
-	b.MaxInterval = min(k.refresh, MaxReconnectWait)
-	timer := time.NewTimer(k.refresh)
-	defer timer.Stop()
-	failures := 0
-	for {
-		k.mu.Lock()
-		done := k.next
-		k.next = make(chan struct{})
-		k.kickPending = false
-		k.mu.Unlock()
-
-		err := k.fetch(ctx)
-		k.fetches.Add(1)
-		if err != nil {
-			k.failures.Add(1)
-		}
-		close(done)
-		if ctx.Err() != nil {
-			return nil
-		}
-		wait := k.refresh
-		switch {
-		case err != nil:
-			wait = b.NextBackOff()
-			// The first failure of a run is a warning, the retries are noise.
-			level := slog.LevelWarn
-			if failures > 0 {
-				level = slog.LevelDebug
-			}
-			failures++
-			k.log.Log(ctx, level, "key set fetch failed", "error", err, "retry_in", wait, "failures", failures)
-		case failures > 0:
-			k.log.InfoContext(ctx, "key set fetch recovered", "failures", failures)
-			failures = 0
-			b.Reset()
-		}
-		timer.Reset(wait)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-timer.C:
-		case <-k.kick:
-			timer.Stop()
-		}
-	}
-}
-
 // RefreshUnknown asks for a key-set refresh because a token carries a kid
-// not in the current set, and waits for it (or ctx). At most one such
-// refresh runs per UnknownKeyInterval; callers arriving while one is
-// pending share it. It reports whether a refresh happened, in which case
-// the caller should look the kid up again.
+// not in the current set, and waits for it (or ctx); see refresh.Loop's
+// Demand. It reports whether a refresh happened, in which case the caller
+// should look the kid up again.
 func (k *keySource) RefreshUnknown(ctx context.Context) bool {
-	k.mu.Lock()
-	if !k.kickPending {
-		if !k.limiter.Allow() {
-			k.mu.Unlock()
-			return false
-		}
-		k.kickPending = true
-		select {
-		case k.kick <- struct{}{}:
-		default:
-		}
-	}
-	done := k.next
-	k.mu.Unlock()
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return k.Demand(ctx)
 }
 
 func (k *keySource) fetch(ctx context.Context) error {

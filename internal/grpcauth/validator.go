@@ -22,11 +22,12 @@ import (
 // It implements Authenticator; Run keeps its background state fresh.
 type Validator struct {
 	Authenticator
-	keys  *keySource
-	revs  *revocationFeed
-	local *localAuthenticator
-	guard *Guard
-	conn  *grpc.ClientConn // Dial's, closed by Close; nil from newValidator
+	keys    *keySource
+	revs    *revocationFeed
+	local   *localAuthenticator
+	guard   *Guard
+	foreign *foreignAuthenticator // nil without trusted issuers
+	conn    *grpc.ClientConn      // Dial's, closed by Close; nil from newValidator
 }
 
 // Dial connects to authsvc at cfg.Addr (lazily: the first call, or Run,
@@ -65,6 +66,9 @@ func Dial(cfg Config, log *slog.Logger) (*Validator, error) {
 
 // Close releases the connection Dial opened.
 func (v *Validator) Close() error {
+	if v.foreign != nil {
+		v.foreign.issuers.Close()
+	}
 	if v.conn == nil {
 		return nil
 	}
@@ -95,8 +99,12 @@ func newValidator(conn grpc.ClientConnInterface, cfg Config) (*Validator, error)
 	if err != nil {
 		return nil, err
 	}
+	foreign, err := newForeign(cfg, guard)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Mode == ModeRemote {
-		return &Validator{Authenticator: intro, guard: guard}, nil
+		return withForeign(&Validator{Authenticator: intro, guard: guard}, foreign), nil
 	}
 	keys, err := newKeySource(keySourceConfig{Client: auth, Refresh: cfg.KeySetRefresh, Log: cfg.Log})
 	if err != nil {
@@ -122,19 +130,31 @@ func newValidator(conn grpc.ClientConnInterface, cfg Config) (*Validator, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Validator{Authenticator: local, keys: keys, revs: revs, local: local, guard: guard}, nil
+	return withForeign(&Validator{Authenticator: local, keys: keys, revs: revs, local: local, guard: guard}, foreign), nil
 }
 
-// Run keeps the key set and the revocation set fresh until ctx is done
-// (local mode; in remote mode it just waits). It returns nil then.
-func (v *Validator) Run(ctx context.Context) error {
-	if v.local == nil {
-		<-ctx.Done()
-		return nil
+// withForeign routes the tokens of trusted foreign issuers away from v's
+// authsvc check, if there are any.
+func withForeign(v *Validator, foreign *foreignAuthenticator) *Validator {
+	if foreign != nil {
+		v.foreign = foreign
+		v.Authenticator = issuerRouter{authsvc: v.Authenticator, foreign: foreign}
 	}
+	return v
+}
+
+// Run keeps the key set and the revocation set fresh (local mode), and the
+// trusted issuers' key sets, until ctx is done. It returns nil then.
+func (v *Validator) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return v.keys.Run(ctx) })
-	g.Go(func() error { return v.revs.Run(ctx) })
+	if v.local != nil {
+		g.Go(func() error { return v.keys.Run(ctx) })
+		g.Go(func() error { return v.revs.Run(ctx) })
+	}
+	if v.foreign != nil {
+		g.Go(func() error { return v.foreign.issuers.Run(ctx) })
+	}
+	g.Go(func() error { <-ctx.Done(); return nil })
 	return g.Wait()
 }
 

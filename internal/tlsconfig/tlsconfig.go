@@ -41,7 +41,7 @@ func Server(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return kp.get() },
 	}
 	if clientCAFile != "" {
-		pool, err := loadPool(clientCAFile)
+		pool, err := LoadPool(clientCAFile)
 		if err != nil {
 			return nil, err
 		}
@@ -73,7 +73,7 @@ func ClientConfig(caFile, certFile, keyFile, serverName string) (*tls.Config, er
 	if (certFile == "") != (keyFile == "") {
 		return nil, errors.New("tlsconfig: a client certificate needs both a certificate file and a key file")
 	}
-	pool, err := loadPool(caFile)
+	pool, err := LoadPool(caFile)
 	if err != nil {
 		return nil, err
 	}
@@ -92,8 +92,9 @@ func ClientConfig(caFile, certFile, keyFile, serverName string) (*tls.Config, er
 	return cfg, nil
 }
 
-// loadPool reads a PEM bundle of CA certificates.
-func loadPool(file string) (*x509.CertPool, error) {
+// LoadPool reads a PEM bundle of CA certificates, for a certificate pool
+// of roots or client CAs.
+func LoadPool(file string) (*x509.CertPool, error) {
 	pemData, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("tlsconfig: read CA bundle: %w", err)
