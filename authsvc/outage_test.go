@@ -20,11 +20,11 @@ import (
 // the store get Unavailable (which clients retry) instead of Internal, and
 // work again once the database is back.
 func TestStoreOutage(t *testing.T) {
-	link, dsn := sqldbtest.NewLink(t, sqldbtest.DSN(t))
+	db, dsn := sqldbtest.Proxy(t, sqldbtest.DSN(t))
 	s := authsvctest.Start(t, authsvctest.Options{DSN: dsn})
 	s.Register(t, "before@example.com")
 
-	link.Cut()
+	db.Disconnect()
 	ctx := t.Context()
 	_, err := s.Client.Register(ctx, &authv1.RegisterRequest{Email: "during@example.com", Password: authsvctest.Password})
 	if got := status.Code(err); got != codes.Unavailable {
@@ -35,7 +35,7 @@ func TestStoreOutage(t *testing.T) {
 		t.Errorf("Login during the outage: %v (%v), want Unavailable", got, err)
 	}
 
-	link.Restore()
+	sqldbtest.Reconnect(t, db)
 	expect.Eventually(t, 30*time.Second, "Login after the outage", func() bool {
 		_, err := s.Client.Login(ctx, &authv1.LoginRequest{Email: "before@example.com", Password: authsvctest.Password})
 		return err == nil

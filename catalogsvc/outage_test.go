@@ -17,22 +17,22 @@ import (
 // mutation resent with its request_id is applied once.
 func TestStoreOutage(t *testing.T) {
 	c := newCluster(t, storeModes[1])
-	link, viaLink := sqldbtest.NewLink(t, c.dsn)
-	c.dsn = viaLink
+	db, viaProxy := sqldbtest.Proxy(t, c.dsn)
+	c.dsn = viaProxy
 	r := c.start()
 	s := c.shopper(r, "outage-shopper")
 	if got := s.add(espresso, 1, withRequestID("outage-1")).must(t).GetVersion(); got != 1 {
 		t.Fatalf("version %d after the first add, want 1", got)
 	}
 
-	link.Cut()
+	db.Disconnect()
 	expect.MustCode(t, "", s.add(kenya, 2, withRequestID("outage-2")).err, codes.Unavailable)
 	expect.MustCode(t, "", s.get().err, codes.Unavailable)
 	if _, err := r.catalog.GetProduct(testContext(t), &catalogv1.GetProductRequest{ProductId: kenya}); err != nil {
 		t.Fatalf("GetProduct during the outage: %v", err)
 	}
 
-	link.Restore()
+	sqldbtest.Reconnect(t, db)
 	var cart *catalogv1.Cart
 	expect.Eventually(t, testTimeout, "the store to answer again", func() bool {
 		res := s.add(kenya, 2, withRequestID("outage-2"))

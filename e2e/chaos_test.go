@@ -57,8 +57,8 @@ func TestChaos(t *testing.T) {
 			return clusterConfig{authDSN: filepath.Join(dir, "auth.db"), catalogDSN: filepath.Join(dir, "catalog.db")}
 		}},
 		{"postgres", func(t *testing.T) clusterConfig {
-			link, catalogDSN := sqldbtest.NewLink(t, sqldbtest.DSN(t))
-			return clusterConfig{authDSN: sqldbtest.DSN(t), catalogDSN: catalogDSN, catalogLink: link}
+			db, catalogDSN := sqldbtest.Proxy(t, sqldbtest.DSN(t))
+			return clusterConfig{authDSN: sqldbtest.DSN(t), catalogDSN: catalogDSN, catalogDB: db}
 		}},
 		{"request", func(t *testing.T) clusterConfig {
 			var k [32]byte
@@ -250,11 +250,11 @@ func runChaos(t *testing.T, prof profile, cfg clusterConfig) {
 		// retries and the shoppers resend with the same request_id, so a
 		// change whose commit went through before its reply was lost is
 		// not applied twice.
-		if cfg.catalogLink != nil {
-			cfg.catalogLink.Cut()
+		if cfg.catalogDB != nil {
+			cfg.catalogDB.Disconnect()
 			faults.add("database unreachable for " + prof.step.String())
 			pause()
-			cfg.catalogLink.Restore()
+			sqldbtest.Reconnect(t, cfg.catalogDB)
 			pause()
 		}
 		// And back to three for the next cycle.

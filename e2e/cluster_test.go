@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/tokencart/tokencart/internal/cluster"
-	"github.com/tokencart/tokencart/internal/sqldb/sqldbtest"
+	"github.com/tokencart/tokencart/internal/faultnet"
 )
 
 // testCluster is authsvc plus a changing set of catalogsvc replicas, each
@@ -52,9 +52,9 @@ type clusterConfig struct {
 	authDSN     string
 	catalogDSN  string
 	catalogArgs []string
-	// catalogLink, when set, carries the replicas' connections to their
+	// catalogDB, when set, carries the replicas' connections to their
 	// PostgreSQL (catalogDSN points at it), so that the test can cut it.
-	catalogLink *sqldbtest.Link
+	catalogDB *faultnet.Proxy
 }
 
 func startCluster(t *testing.T, cfg clusterConfig) *testCluster {

@@ -48,9 +48,9 @@ func TestTransientPostgres(t *testing.T) {
 			return err
 		}, true},
 		{"connection cut mid-session", func(t *testing.T) error {
-			link, viaLink := sqldbtest.NewLink(t, dsn)
-			c := connect(t, viaLink)
-			link.Cut()
+			db, viaProxy := sqldbtest.Proxy(t, dsn)
+			c := connect(t, viaProxy)
+			db.Disconnect()
 			_, err := c.Exec(ctx, "SELECT 1")
 			return err
 		}, true},

@@ -1,5 +1,6 @@
 // Package sqldbtest gives tests an empty PostgreSQL schema of their own
-// (DSN), and a Link that cuts and restores their connection to it.
+// (DSN), and a Proxy through which they reach it, to cut, stall or slow
+// that connection.
 //
 // The server comes from TOKENCART_TEST_POSTGRES_DSN (.ci/run sets it to a
 // fresh database); without it, a local server at 127.0.0.1:5432 is tried.
