@@ -53,7 +53,7 @@ const (
 	procCatalog3    = "catalog-3"       //
 	procNoCache     = "catalog-nocache" // --token-cache-size=0
 	procRemote      = "catalog-remote"  // --auth-mode=remote --introspect-cache-ttl=0
-	procLogInfo     = "catalog-loginfo" // procCatalog with --log-level=info
+	procLogWarn     = "catalog-warn"    // procCatalog with --log-level=warn
 	procStoreSQLite = "catalog-sqlite"  // store mode on SQLite
 	procStorePG     = "catalog-pg"      // store mode on PostgreSQL
 	procSession     = "sessionbaseline" // session row lookup per request
@@ -177,7 +177,7 @@ func startEnv(ctx context.Context, opts Options, need map[string]bool) (_ *env, 
 		{procCatalog3, requestMode, cartKeyEnv, false},
 		{procNoCache, append(requestMode, "--token-cache-size", "0"), cartKeyEnv, false},
 		{procRemote, append(requestMode, "--auth-mode", "remote", "--introspect-cache-ttl", "0"), cartKeyEnv, false},
-		{procLogInfo, append(requestMode, "--log-level", "info"), cartKeyEnv, false},
+		{procLogWarn, append(requestMode, "--log-level", "warn"), cartKeyEnv, false},
 		{procStoreSQLite, []string{"--dsn", filepath.Join(e.tmp, "catalog-store.db"), "--auth-addr", authAddr, "--cart-mode", "store"}, catalogEnv, false},
 		{procStorePG, []string{"--auth-addr", authAddr, "--cart-mode", "store"}, catalogEnv, true},
 		{procSession, nil, nil, true},
@@ -309,11 +309,6 @@ func (e *env) launch(name, path string, args, env []string) (*cluster.Process, e
 		"--drain-delay", "0s",
 		"--log-format", "json",
 	}
-	if !containsFlag(args, "--log-level") {
-		// Production logs every finished call at info; the bench keeps
-		// that cost out of every scenario but the one measuring it.
-		common = append(common, "--log-level", "warn")
-	}
 	p, err := cluster.Start(cluster.Spec{
 		Name:     name,
 		Path:     path,
@@ -333,15 +328,6 @@ func waitServing(ctx context.Context, p *cluster.Process) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	return p.WaitServing(ctx)
-}
-
-func containsFlag(args []string, flag string) bool {
-	for _, a := range args {
-		if a == flag || strings.HasPrefix(a, flag+"=") {
-			return true
-		}
-	}
-	return false
 }
 
 // conn returns the shared client connection to the given processes: the

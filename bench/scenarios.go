@@ -24,7 +24,7 @@ const (
 	ScGetCartNoCache  = "getcart-nocache"
 	ScGetCartRemote   = "getcart-remote"
 	ScGetCartSession  = "getcart-session"
-	ScGetCartLogInfo  = "getcart-loginfo"
+	ScGetCartLogWarn  = "getcart-warn"
 	ScGetProduct      = "getproduct"
 	ScListProducts    = "listproducts"
 	ScAddItemRequest  = "additem-request"
@@ -70,7 +70,7 @@ func scenarios() []scenario {
 		{name: ScGetCartNoCache, title: "GetCart, request mode, local auth, --token-cache-size=0", procs: []string{procNoCache}, newCaller: getCartCaller(procNoCache)},
 		{name: ScGetCartRemote, title: "GetCart, request mode, --auth-mode=remote --introspect-cache-ttl=0", procs: []string{procRemote, procAuth}, newCaller: getCartCaller(procRemote)},
 		{name: ScGetCartSession, title: "GetCart, session row lookup in PostgreSQL per request (baseline)", procs: []string{procSession}, pg: true, newCaller: sessionCaller},
-		{name: ScGetCartLogInfo, title: "GetCart as getcart, --log-level=info (a log line per call)", procs: []string{procLogInfo}, newCaller: getCartCaller(procLogInfo)},
+		{name: ScGetCartLogWarn, title: "GetCart as getcart, --log-level=warn (getcart runs at the default, info)", procs: []string{procLogWarn}, newCaller: getCartCaller(procLogWarn)},
 		{name: ScGetProduct, title: "GetProduct (public)", procs: []string{procCatalog}, newCaller: getProductCallerOn(procCatalog)},
 		{name: ScListProducts, title: "ListProducts, default page of 20 (public)", procs: []string{procCatalog}, newCaller: listProductsCaller},
 		{name: ScAddItemRequest, title: "AddItem, request mode (cart sealed in cart_state)", procs: []string{procCatalog}, newCaller: addItemCaller(procCatalog, true)},

@@ -2,6 +2,8 @@ package catalogsvc_test
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 
@@ -57,6 +59,32 @@ func BenchmarkAuthFloor(b *testing.B) {
 	b.Run("GetCart/cache-on", func(b *testing.B) { benchCart(b, c, r, 3, (*shopper).benchGet) })
 	noCache := c.start(func(cfg *catalogsvc.Config) { cfg.Auth.TokenCacheSize = 0 })
 	b.Run("GetCart/cache-off", func(b *testing.B) { benchCart(b, c, noCache, 3, (*shopper).benchGet) })
+}
+
+// BenchmarkGetCartLogging compares GetCart (request mode, token cache on)
+// under the logging policy's default (a JSON logger at info: a successful
+// call writes no line), a logger at warn, and the full access log (a line
+// per call, written to nothing), each on a replica of its own in one run,
+// so their ratios are comparable:
+//
+//	go test -run '^$' -bench 'BenchmarkGetCartLogging' -count 5 ./catalogsvc/
+func BenchmarkGetCartLogging(b *testing.B) {
+	c := newCluster(b, modes[2])
+	for _, bc := range []struct {
+		name      string
+		level     slog.Level
+		accessLog bool
+	}{
+		{"default", slog.LevelInfo, false},
+		{"warn", slog.LevelWarn, false},
+		{"access-log", slog.LevelInfo, true},
+	} {
+		r := c.start(func(cfg *catalogsvc.Config) {
+			cfg.Serve.Logger = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: bc.level}))
+			cfg.Serve.AccessLog = bc.accessLog
+		})
+		b.Run(bc.name, func(b *testing.B) { benchCart(b, c, r, 3, (*shopper).benchGet) })
+	}
 }
 
 func parallel(b *testing.B, call func() error) {

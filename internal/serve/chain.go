@@ -29,9 +29,9 @@ var errInternal = status.Error(codes.Internal, "internal error")
 //  0. trace context (tracing off): the caller's W3C trace context, so log
 //     lines and metric exemplars still carry its trace ID;
 //  1. metrics: counts and times every call, including rejected and panicking ones;
-//  2. logging: one line per finished call (health checks at debug; refusals
-//     at most ten a second), with the code and, for a panic, its value and
-//     stack — never payloads or metadata;
+//  2. logging: a line per failed or slow call, or per call with the access
+//     log on (logpolicy.go; refusals at most ten a second), with the code
+//     and, for a panic, its value and stack — never payloads or metadata;
 //     2a. (streams) every stream ends, Unavailable, when GracefulStop
 //     begins (streams.go);
 //  3. recovery: turns a panic anywhere below into codes.Internal. It sits
@@ -41,7 +41,7 @@ var errInternal = status.Error(codes.Internal, "internal error")
 //  5. the extra interceptors from WithUnaryInterceptors/WithStreamInterceptors.
 func (s *Server) chain(o *options, metrics *grpcprom.ServerMetrics, tracing bool) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	exemplar := grpcprom.WithExemplarFromContext(traceExemplar)
-	logger := callLogger{log: s.log}
+	logger := callLogger{log: s.log, policy: logPolicy{accessLog: s.cfg.AccessLog, slow: s.cfg.LogSlowCalls}}
 	if !s.cfg.LogAllRefusals {
 		logger.refusals = &logLimiter{interval: refusalLogInterval}
 	}

@@ -37,7 +37,8 @@ const (
 const MaxHeaderListSize = 16 << 10
 
 // Config is the runtime configuration of a [Server]. Zero durations and sizes
-// mean "use the default"; negative values are invalid.
+// mean "use the default" unless a field says otherwise; negative values are
+// invalid.
 type Config struct {
 	// Name is the service name used in logs and as the OpenTelemetry
 	// service.name, e.g. "catalogsvc". Required.
@@ -89,6 +90,13 @@ type Config struct {
 	// PermissionDenied or ResourceExhausted; by default at most ten such
 	// lines a second are written (the metrics count every call).
 	LogAllRefusals bool
+	// AccessLog writes a line for every call, at info or above. By default
+	// only failed and slow calls have one (the metrics count every call).
+	AccessLog bool
+	// LogSlowCalls is how long a unary call may take before its line is
+	// written at warn whatever its outcome; 0 logs no call for being slow.
+	// The flag's default is 500ms.
+	LogSlowCalls time.Duration
 	// LogFormat ("text" or "json"; "" means text) and LogLevel configure the
 	// logger built by [Config.NewLogger].
 	LogFormat string
@@ -118,6 +126,9 @@ func RegisterFlags(fs *flag.FlagSet, cfg *Config, defaultGRPC, defaultAdmin stri
 	fs.BoolVar(&cfg.EnablePprof, "pprof", false, "serve /debug/pprof/ on the admin port")
 	fs.BoolVar(&cfg.LogAllRefusals, "log-all-refusals", false,
 		"log every call refused as Unauthenticated, PermissionDenied or ResourceExhausted (by default at most ten lines a second, which a flood cannot turn into a log line each)")
+	fs.BoolVar(&cfg.AccessLog, "access-log", false,
+		"log every call (by default a call that succeeds in less than --log-slow-calls has no line: the metrics count it)")
+	fs.DurationVar(&cfg.LogSlowCalls, "log-slow-calls", defaultLogSlowCalls, "log, at warn, every unary call that takes at least this long; 0 logs none for being slow")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 }
@@ -158,6 +169,7 @@ func (c *Config) Validate() error {
 		{"shutdown-timeout", c.ShutdownTimeout},
 		{"max-connection-age", c.MaxConnectionAge},
 		{"max-connection-age-grace", c.MaxConnectionAgeGrace},
+		{"log-slow-calls", c.LogSlowCalls},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("--%s must not be negative, got %v", d.flag, d.v))

@@ -42,6 +42,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative shutdown timeout", func(c *serve.Config) { c.ShutdownTimeout = -1 }, "--shutdown-timeout"},
 		{"negative connection age", func(c *serve.Config) { c.MaxConnectionAge = -1 }, "--max-connection-age"},
 		{"negative connection age grace", func(c *serve.Config) { c.MaxConnectionAgeGrace = -1 }, "--max-connection-age-grace"},
+		{"negative slow-call threshold", func(c *serve.Config) { c.LogSlowCalls = -time.Second }, "--log-slow-calls"},
 		{"negative message size", func(c *serve.Config) { c.MaxRecvMsgSize = -1 }, "--max-recv-msg-size"},
 		{"unknown log format", func(c *serve.Config) { c.LogFormat = "xml" }, "--log-format"},
 	}
@@ -86,12 +87,13 @@ func TestRegisterFlagsWithEnv(t *testing.T) {
 				DrainDelay: 5 * time.Second, ShutdownTimeout: 15 * time.Second,
 				MaxConnectionAge: 30 * time.Second, MaxConnectionAgeGrace: 10 * time.Second,
 				MaxRecvMsgSize: 1 << 20, MaxConcurrentStreams: 256,
-				LogFormat: "text", LogLevel: slog.LevelInfo,
+				LogSlowCalls: 500 * time.Millisecond,
+				LogFormat:    "text", LogLevel: slog.LevelInfo,
 			},
 		},
 		{
 			name: "flags and environment",
-			args: []string{"--grpc-addr=:1", "--pprof", "--log-level=debug", "--max-concurrent-streams=7"},
+			args: []string{"--grpc-addr=:1", "--pprof", "--log-level=debug", "--max-concurrent-streams=7", "--access-log"},
 			env: map[string]string{
 				"CATALOGSVC_GRPC_ADDR":          ":2", // the flag wins
 				"CATALOGSVC_ADMIN_ADDR":         ":3",
@@ -100,12 +102,14 @@ func TestRegisterFlagsWithEnv(t *testing.T) {
 				"CATALOGSVC_MAX_CONNECTION_AGE": "2m", "CATALOGSVC_MAX_CONNECTION_AGE_GRACE": "3s",
 				"CATALOGSVC_MAX_RECV_MSG_SIZE": "2048",
 				"CATALOGSVC_LOG_FORMAT":        "json",
+				"CATALOGSVC_LOG_SLOW_CALLS":    "0s",
 			},
 			want: serve.Config{
 				GRPCAddr: ":1", AdminAddr: ":3",
 				DrainDelay: 0, ShutdownTimeout: time.Minute,
 				MaxConnectionAge: 2 * time.Minute, MaxConnectionAgeGrace: 3 * time.Second,
 				MaxRecvMsgSize: 2048, MaxConcurrentStreams: 7, EnablePprof: true,
+				AccessLog: true, LogSlowCalls: 0,
 				LogFormat: "json", LogLevel: slog.LevelDebug,
 			},
 		},

@@ -13,16 +13,14 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
-// callLogger is the logging interceptor: one "finished call" line per call,
-// at the level go-grpc-middleware's DefaultServerCodeToLevel gives its code
-// (health checks that succeed at debug: probes call them every few
-// seconds; calls the client cancelled at debug too), never with payloads or
-// metadata.
+// callLogger is the logging interceptor: a "finished call" line for each
+// call the logging policy (logpolicy.go) picks out, at the level it gives,
+// never with payloads or metadata. By default a call that succeeds in good
+// time has no line (the metrics count it); failures and slow calls do.
 //
 // It writes the fields go-grpc-middleware's logging interceptor writes,
 // under the same names, and keeps that package's per-call fields in the
@@ -31,8 +29,8 @@ import (
 // because of what it costs: it built every field (two time.Format, the peer
 // address, several copies of the field list) on every call, logged or not,
 // a sizeable share of the server CPU of a no-op call (bench/RESULTS.md).
-// Here a call whose line the logger would drop costs one context value, and
-// a logged one builds its fields once.
+// Here a call whose line is not written costs one context value, and a
+// logged one builds its fields once.
 //
 // Refusals a caller can provoke at will and cheaply (Unauthenticated,
 // PermissionDenied, ResourceExhausted: bad or missing tokens, limits) are
@@ -42,6 +40,7 @@ import (
 // them all.
 type callLogger struct {
 	log      *slog.Logger
+	policy   logPolicy
 	refusals *logLimiter // nil: every refusal is logged
 }
 
@@ -87,19 +86,9 @@ func (l callLogger) finished(ctx context.Context, fullMethod, methodType string,
 		err = nil
 	}
 	code := status.Code(err)
-	service, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
-	level := slog.Level(logging.DefaultServerCodeToLevel(code))
-	switch {
-	case code == codes.Canceled:
-		// The caller gave up on the call: its choice, not a failure of
-		// ours. Clients do so routinely (catalogsvc replicas re-open
-		// their revocation stream every few seconds and cancel the old
-		// one), so at info every replica would add a line every few
-		// seconds that reads like an error.
-		level = slog.LevelDebug
-	case level < slog.LevelWarn && service == healthpb.Health_ServiceDesc.ServiceName:
-		level = slog.LevelDebug
-	}
+	elapsed := time.Since(start)
+	slow := l.policy.isSlow(methodType, elapsed)
+	level := l.policy.level(code, slow)
 	if !l.log.Enabled(ctx, level) {
 		return
 	}
@@ -110,6 +99,7 @@ func (l callLogger) finished(ctx context.Context, fullMethod, methodType string,
 			return
 		}
 	}
+	service, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
 	extra := logging.ExtractFields(ctx)
 	fields := make([]any, 0, 24+len(extra))
 	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
@@ -135,8 +125,11 @@ func (l callLogger) finished(ctx context.Context, fullMethod, methodType string,
 		fields = append(fields, "grpc.error", err.Error())
 	}
 	// Milliseconds with microsecond precision, as a string, as before.
-	ms := float32(time.Since(start).Microseconds()) / 1000
+	ms := float32(elapsed.Microseconds()) / 1000
 	fields = append(fields, "grpc.time_ms", strconv.FormatFloat(float64(ms), 'f', -1, 32))
+	if slow {
+		fields = append(fields, "grpc.slow", true)
+	}
 	if suppressed > 0 {
 		fields = append(fields, "refusals_not_logged", suppressed)
 	}

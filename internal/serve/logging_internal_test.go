@@ -7,38 +7,58 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-// TestCallLoggerLevels: a call's line has the level of its code, successful
-// health checks are at debug, and a line below the logger's level is not
+// TestCallLoggerPolicy: by default a call that succeeds has no line, a
+// failed one has a line at the level of its code's class (the client's
+// errors below the server's), a slow unary call has one at warn, and with
+// the access log every call has one; a line below the logger's level is not
 // written.
-func TestCallLoggerLevels(t *testing.T) {
+func TestCallLoggerPolicy(t *testing.T) {
 	t.Parallel()
+	const slow = 50 * time.Millisecond
 	tests := []struct {
 		name     string
 		method   string
+		policy   logPolicy
 		err      error
+		took     time.Duration // how long the handler takes
 		minLevel slog.Level
 		want     string // the line's level, "" for no line
 	}{
-		{"ok at info", "/pkg.Svc/Get", nil, slog.LevelInfo, "INFO"},
-		{"ok below warn", "/pkg.Svc/Get", nil, slog.LevelWarn, ""},
-		{"unavailable at warn", "/pkg.Svc/Get", status.Error(codes.Unavailable, "x"), slog.LevelWarn, "WARN"},
-		{"internal at error", "/pkg.Svc/Get", status.Error(codes.Internal, "x"), slog.LevelError, "ERROR"},
-		{"health at debug", "/grpc.health.v1.Health/Check", nil, slog.LevelDebug, "DEBUG"},
-		{"health hidden at info", "/grpc.health.v1.Health/Check", nil, slog.LevelInfo, ""},
-		{"failed health at warn", "/grpc.health.v1.Health/Check", status.Error(codes.Unavailable, "x"), slog.LevelInfo, "WARN"},
+		{"ok, default", "/pkg.Svc/Get", logPolicy{slow: slow}, nil, 0, slog.LevelInfo, ""},
+		{"ok at debug", "/pkg.Svc/Get", logPolicy{slow: slow}, nil, 0, slog.LevelDebug, "DEBUG"},
+		{"ok, access log", "/pkg.Svc/Get", logPolicy{accessLog: true, slow: slow}, nil, 0, slog.LevelInfo, "INFO"},
+		{"ok, access log, warn logger", "/pkg.Svc/Get", logPolicy{accessLog: true}, nil, 0, slog.LevelWarn, ""},
+		{"health ok, access log", "/grpc.health.v1.Health/Check", logPolicy{accessLog: true}, nil, 0, slog.LevelInfo, "INFO"},
+		{"health ok, default", "/grpc.health.v1.Health/Check", logPolicy{}, nil, 0, slog.LevelInfo, ""},
+		{"cancelled, default", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.Canceled, "x"), 0, slog.LevelInfo, ""},
+		{"client error", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.InvalidArgument, "x"), 0, slog.LevelInfo, "INFO"},
+		{"conflict", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.Aborted, "x"), 0, slog.LevelInfo, "INFO"},
+		{"client error, warn logger", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.NotFound, "x"), 0, slog.LevelWarn, ""},
+		{"unavailable", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.Unavailable, "x"), 0, slog.LevelWarn, "WARN"},
+		{"failed health", "/grpc.health.v1.Health/Check", logPolicy{}, status.Error(codes.Unavailable, "x"), 0, slog.LevelInfo, "WARN"},
+		{"internal", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.Internal, "x"), 0, slog.LevelError, "ERROR"},
+		{"unknown error", "/pkg.Svc/Get", logPolicy{}, errors.New("plain"), 0, slog.LevelError, "ERROR"},
+		{"slow ok", "/pkg.Svc/Get", logPolicy{slow: slow}, nil, 2 * slow, slog.LevelWarn, "WARN"},
+		{"slow client error", "/pkg.Svc/Get", logPolicy{slow: slow}, status.Error(codes.NotFound, "x"), 2 * slow, slog.LevelWarn, "WARN"},
+		{"slow internal", "/pkg.Svc/Get", logPolicy{slow: slow}, status.Error(codes.Internal, "x"), 2 * slow, slog.LevelInfo, "ERROR"},
+		{"slow, threshold off", "/pkg.Svc/Get", logPolicy{}, nil, 2 * slow, slog.LevelDebug, "DEBUG"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var buf bytes.Buffer
-			l := callLogger{log: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: tt.minLevel}))}
-			handler := func(context.Context, any) (any, error) { return nil, tt.err }
+			l := callLogger{log: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: tt.minLevel})), policy: tt.policy}
+			handler := func(context.Context, any) (any, error) {
+				time.Sleep(tt.took) // the call's duration is what is tested
+				return nil, tt.err
+			}
 			_, err := l.unary(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: tt.method}, handler)
 			if !errors.Is(err, tt.err) {
 				t.Errorf("unary returned %v, want the handler's %v", err, tt.err)
@@ -50,22 +70,55 @@ func TestCallLoggerLevels(t *testing.T) {
 			case tt.want != "" && !strings.Contains(got, `"level":"`+tt.want+`"`):
 				t.Errorf("logged %q, want a line at %s", got, tt.want)
 			}
+			if wantSlow := tt.took > 0 && tt.policy.slow > 0; got != "" && strings.Contains(got, `"grpc.slow":true`) != wantSlow {
+				t.Errorf("logged %s, want grpc.slow: %v", got, wantSlow)
+			}
 		})
 	}
 }
 
-// BenchmarkCallLogger measures the interceptor around a no-op handler:
-// "quiet" is a successful call under a warn-level logger (no line), "info"
-// writes the line (to a discarding JSON handler).
+// TestSlowStreamNotLogged: a stream open for longer than the slow-call
+// threshold is not slow; its client chose how long it lasts.
+func TestSlowStreamNotLogged(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	l := callLogger{log: slog.New(slog.NewJSONHandler(&buf, nil)), policy: logPolicy{slow: time.Millisecond}}
+	handler := func(any, grpc.ServerStream) error {
+		time.Sleep(10 * time.Millisecond)
+		return nil
+	}
+	info := &grpc.StreamServerInfo{FullMethod: "/pkg.Svc/Watch", IsServerStream: true}
+	if err := l.stream(nil, fakeStream{}, info, handler); err != nil {
+		t.Fatal(err)
+	}
+	if got := buf.String(); got != "" {
+		t.Errorf("a long stream logged %s, want nothing", got)
+	}
+}
+
+// fakeStream is a server stream with only a context.
+type fakeStream struct{ grpc.ServerStream }
+
+func (fakeStream) Context() context.Context { return context.Background() }
+
+// BenchmarkCallLogger measures the interceptor around a no-op handler that
+// succeeds: "default" under an info-level logger and "warn" under a
+// warn-level one write no line, "access-log" writes it (to a discarding
+// JSON handler).
 func BenchmarkCallLogger(b *testing.B) {
 	info := &grpc.UnaryServerInfo{FullMethod: "/tokencart.catalog.v1.CartService/GetCart"}
 	handler := func(context.Context, any) (any, error) { return nil, nil }
 	for _, bc := range []struct {
-		name  string
-		level slog.Level
-	}{{"quiet", slog.LevelWarn}, {"info", slog.LevelInfo}} {
+		name   string
+		level  slog.Level
+		policy logPolicy
+	}{
+		{"default", slog.LevelInfo, logPolicy{slow: defaultLogSlowCalls}},
+		{"warn", slog.LevelWarn, logPolicy{slow: defaultLogSlowCalls}},
+		{"access-log", slog.LevelInfo, logPolicy{accessLog: true, slow: defaultLogSlowCalls}},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
-			l := callLogger{log: slog.New(slog.NewJSONHandler(discard{}, &slog.HandlerOptions{Level: bc.level}))}
+			l := callLogger{log: slog.New(slog.NewJSONHandler(discard{}, &slog.HandlerOptions{Level: bc.level})), policy: bc.policy}
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {

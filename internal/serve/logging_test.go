@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/tokencart/tokencart/internal/expect"
 	"github.com/tokencart/tokencart/internal/serve"
 )
 
@@ -35,7 +37,8 @@ func finishedCalls(t *testing.T, logs string) map[string]map[string]any {
 	return out
 }
 
-// TestFinishedCallFields checks the fields of the line each call gets: the
+// TestFinishedCallFields checks the fields of the line each call gets with
+// the access log on: the
 // names go-grpc-middleware's logging interceptor used (dashboards and
 // queries depend on them), fields added with logging.AddFields inside the
 // call, and the trace ID of a caller's sampled W3C trace context even
@@ -46,7 +49,7 @@ func TestFinishedCallFields(t *testing.T) {
 		logging.AddFields(ctx, logging.Fields{"error.detail", "added by the handler"})
 		return handler(ctx, req)
 	}
-	ts := start(t, serve.Config{},
+	ts := start(t, serve.Config{AccessLog: true},
 		serve.WithAuth(fakeAuth, []string{"/grpc.testing.TestService/EmptyCall", "/grpc.testing.TestService/StreamingOutputCall"}),
 		serve.WithUnaryInterceptors(addDetail))
 	client := testgrpc.NewTestServiceClient(dial(t, ts.GRPCAddr()))
@@ -222,5 +225,80 @@ func TestCancelledCallLoggedAtDebug(t *testing.T) {
 		if got := rec[k]; got != want {
 			t.Errorf("%s = %v, want %v", k, got, want)
 		}
+	}
+}
+
+// TestLogPolicy: through a real server logging at info, a call that
+// succeeds has no line by default and one with the access log; a failed
+// call and a slow one have a line either way.
+func TestLogPolicy(t *testing.T) {
+	t.Parallel()
+	const slow = 100 * time.Millisecond
+	// The test's caller picks each call's outcome with x-outcome.
+	outcome := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		switch strings.Join(md.Get("x-outcome"), "") {
+		case "fail":
+			return nil, status.Error(codes.NotFound, "no such thing")
+		case "slow":
+			time.Sleep(2 * slow)
+		}
+		return handler(ctx, req)
+	}
+	for _, tt := range []struct {
+		name      string
+		accessLog bool
+		want      map[string]string // outcome: the level of its line, "" for none
+	}{
+		{"default", false, map[string]string{"ok": "", "fail": "INFO", "slow": "WARN"}},
+		{"access log", true, map[string]string{"ok": "INFO", "fail": "INFO", "slow": "WARN"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			logs := &expect.LogBuffer{}
+			ts := start(t, serve.Config{
+				AccessLog:    tt.accessLog,
+				LogSlowCalls: slow,
+				Logger:       slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+			}, serve.WithUnaryInterceptors(outcome))
+			client := testgrpc.NewTestServiceClient(dial(t, ts.GRPCAddr()))
+			for _, o := range []string{"ok", "fail", "slow"} {
+				ctx := metadata.AppendToOutgoingContext(testContext(t), "x-outcome", o)
+				_, err := client.EmptyCall(ctx, &testgrpc.Empty{})
+				if wantErr := o == "fail"; (err != nil) != wantErr {
+					t.Fatalf("EmptyCall %s: %v", o, err)
+				}
+			}
+			if err := ts.stop(t); err != nil { // every call's line is written
+				t.Fatal(err)
+			}
+			lines := map[string][]string{}
+			for line := range strings.Lines(logs.String()) {
+				var rec map[string]any
+				if err := json.Unmarshal([]byte(line), &rec); err != nil {
+					t.Fatalf("log line is not JSON: %v: %s", err, line)
+				}
+				if rec["msg"] != "finished call" {
+					continue
+				}
+				o := "ok"
+				switch {
+				case rec["grpc.code"] != "OK":
+					o = "fail"
+				case rec["grpc.slow"] == true:
+					o = "slow"
+				}
+				lines[o] = append(lines[o], rec["level"].(string))
+			}
+			for o, want := range tt.want {
+				got := lines[o]
+				switch {
+				case want == "" && len(got) != 0:
+					t.Errorf("%s call: lines at %v, want none:\n%s", o, got, logs)
+				case want != "" && (len(got) != 1 || got[0] != want):
+					t.Errorf("%s call: lines at %v, want one at %s:\n%s", o, got, want, logs)
+				}
+			}
+		})
 	}
 }
