@@ -77,7 +77,7 @@ func scenarios() []scenario {
 		{name: ScAddItemSQLite, title: "AddItem, store mode, SQLite", procs: []string{procStoreSQLite}, newCaller: addItemCaller(procStoreSQLite, false)},
 		{name: ScAddItemPostgres, title: "AddItem, store mode, PostgreSQL", procs: []string{procStorePG}, pg: true, newCaller: addItemCaller(procStorePG, false)},
 		{name: ScUpsertRaw, title: "raw pgx upsert loop on the same carts table (store ceiling)", pg: true, newCaller: upsertCaller},
-		{name: ScStoreTxnRaw, title: "the store's own transaction (row lock, idempotency key, version bump; 2 round trips) through its Go API from a loop with no service", pg: true, newCaller: storeTxnCaller},
+		{name: ScStoreTxnRaw, title: "the store's own cart change (idempotency key, version bump; one compare-and-swap statement, the row lock when contended) through its Go API from a loop with no service", pg: true, newCaller: storeTxnCaller},
 		{name: ScLogin, title: "Login, argon2id at authsvc's defaults, 8 callers", procs: []string{procAuth}, callers: loginCallers, minDuration: 500 * time.Millisecond, newCaller: loginCaller},
 		{name: ScReplicas2, title: "GetCart as getcart, round robin over 2 replicas", procs: []string{procCatalog, procCatalog2}, newCaller: getCartCaller(procCatalog, procCatalog2)},
 		{name: ScReplicas3, title: "GetCart as getcart, round robin over 3 replicas", procs: []string{procCatalog, procCatalog2, procCatalog3}, newCaller: getCartCaller(procCatalog, procCatalog2, procCatalog3)},
@@ -263,8 +263,8 @@ func upsertCaller(_ context.Context, e *env, i int) (call, error) {
 	}, nil
 }
 
-// storeTxnCaller makes the PostgreSQL store's cart change (its
-// transaction: the row lock, the idempotency key, the version bump) through
+// storeTxnCaller makes the PostgreSQL store's cart change (the
+// idempotency key, the version bump, atomically) through
 // the store's own API, from a raw loop with no service around it. Against
 // it AddItem measures the service around the store; against upsert-raw it
 // measures what the guarantees cost.

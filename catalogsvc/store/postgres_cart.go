@@ -25,7 +25,7 @@ const (
 )
 
 // The compare-and-swap statements. Each writes the cart ($4-$6) and, with
-// a request id ($2, ” for none), its key ($3 the parameters' hash, $7 the
+// a request id ($2, empty for none), its key ($3 the parameters' hash, $7 the
 // creation time) only if the stored cart is the one the change was
 // computed from and the key is not already recorded; the key is inserted
 // by the statement that writes its change, so a change is applied once.
