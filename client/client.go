@@ -1,8 +1,9 @@
 // Package client dials tokencart's services the way a production client
 // should: one connection per replica, calls spread over them by gRPC's
 // round_robin policy, UNAVAILABLE retried by a service-config retry policy,
-// a deadline on every call, and an idempotency key on every cart mutation
-// so that a retried mutation is applied once.
+// a deadline on every call, keepalive pings that drop a half-open
+// connection, and an idempotency key on every cart mutation so that a
+// retried mutation is applied once.
 //
 // Targets are either a list of replica addresses ("host:port,host:port"),
 // fed to a resolver that the caller may update as replicas come and go, or
@@ -27,6 +28,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
@@ -76,6 +78,23 @@ var ConnectParams = grpc.ConnectParams{
 	MinConnectTimeout: 3 * time.Second,
 }
 
+// Keepalive makes a connection that went silent fail while calls wait on it:
+// a replica that vanished without a FIN or RST (a host powered off, a NAT or
+// firewall that forgot the flow) leaves a half-open connection that TCP alone
+// does not notice for many minutes, and round_robin keeps sending calls to
+// it. With these settings the client pings once a call has waited 10 s with
+// nothing received, closes the connection when the ping gets no answer
+// within 5 s, and the calls move to the other replicas: a half-open
+// connection is gone within about 15 s. Idle connections are not pinged
+// (PermitWithoutStream false). 10 s is gRPC's floor for Time and the
+// services' keepalive enforcement minimum, so these pings are never
+// punished as abuse. (The services' own connection to authsvc uses the same
+// settings.)
+var Keepalive = keepalive.ClientParameters{
+	Time:    10 * time.Second,
+	Timeout: 5 * time.Second,
+}
+
 // Options adjust Dial.
 type Options struct {
 	// Creds are the transport credentials; nil means plaintext, for local
@@ -108,6 +127,7 @@ func Dial(target string, opts Options) (*Conn, error) {
 		grpc.WithTransportCredentials(opts.Creds),
 		grpc.WithDefaultServiceConfig(ServiceConfig),
 		grpc.WithConnectParams(ConnectParams),
+		grpc.WithKeepaliveParams(Keepalive),
 		grpc.WithChainUnaryInterceptor(deadline(opts.CallTimeout), idempotencyKey),
 	}
 	c := &Conn{}

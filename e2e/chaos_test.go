@@ -46,12 +46,16 @@ func chaosProfile() profile {
 	return profile{name: "short", shoppers: 20, cycles: 1, step: time.Second, floor: 20}
 }
 
-func TestChaos(t *testing.T) {
-	prof := chaosProfile()
-	modes := []struct {
-		name string
-		cfg  func(t *testing.T) clusterConfig
-	}{
+// cartMode is a way to run the cluster: where the carts live, and the
+// databases.
+type cartMode struct {
+	name string
+	cfg  func(t *testing.T) clusterConfig
+}
+
+// cartModes are the cart modes every cluster test runs in.
+func cartModes() []cartMode {
+	return []cartMode{
 		{"sqlite", func(t *testing.T) clusterConfig {
 			dir := t.TempDir()
 			return clusterConfig{authDSN: filepath.Join(dir, "auth.db"), catalogDSN: filepath.Join(dir, "catalog.db")}
@@ -70,7 +74,11 @@ func TestChaos(t *testing.T) {
 			}
 		}},
 	}
-	for _, mode := range modes {
+}
+
+func TestChaos(t *testing.T) {
+	prof := chaosProfile()
+	for _, mode := range cartModes() {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
 			runChaos(t, prof, mode.cfg(t))
@@ -272,24 +280,7 @@ func runChaos(t *testing.T, prof profile, cfg clusterConfig) {
 		}
 	}
 
-	// Every cart, read back, equals the model of its acknowledged mutations.
-	var lost, doubled int
-	for _, s := range shoppers {
-		got, err := s.readCart(ctx)
-		if err != nil {
-			t.Fatalf("read cart of %s: %v", s.email, err)
-		}
-		for p := range mergeKeys(got, s.model) {
-			switch g, w := got[p], s.model[p]; {
-			case g < w:
-				lost++
-				t.Errorf("%s: %s quantity %d, acknowledged mutations make %d (lost update)", s.email, p, g, w)
-			case g > w:
-				doubled++
-				t.Errorf("%s: %s quantity %d, acknowledged mutations make %d (doubled update)", s.email, p, g, w)
-			}
-		}
-	}
+	lost, doubled := checkModels(t, ctx, shoppers)
 
 	// Print the summary table.
 	st.mu.Lock()
@@ -340,6 +331,29 @@ func runChaos(t *testing.T, prof profile, cfg clusterConfig) {
 		t.Errorf("a revoked token was still accepted %v after revocation (bound 1 s)", slowest)
 	}
 	checkFairShare(t, st.byPeerAfter)
+}
+
+// checkModels reads every shopper's cart back and fails the test for each
+// line that differs from the model of the shopper's acknowledged mutations.
+func checkModels(t *testing.T, ctx context.Context, shoppers []*shopper) (lost, doubled int) {
+	t.Helper()
+	for _, s := range shoppers {
+		got, err := s.readCart(ctx)
+		if err != nil {
+			t.Fatalf("read cart of %s: %v", s.email, err)
+		}
+		for p := range mergeKeys(got, s.model) {
+			switch g, w := got[p], s.model[p]; {
+			case g < w:
+				lost++
+				t.Errorf("%s: %s quantity %d, acknowledged mutations make %d (lost update)", s.email, p, g, w)
+			case g > w:
+				doubled++
+				t.Errorf("%s: %s quantity %d, acknowledged mutations make %d (doubled update)", s.email, p, g, w)
+			}
+		}
+	}
+	return lost, doubled
 }
 
 // checkFairShare fails unless each replica that served calls in the

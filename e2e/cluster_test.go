@@ -52,6 +52,8 @@ type clusterConfig struct {
 	authDSN     string
 	catalogDSN  string
 	catalogArgs []string
+	// authArgs are appended to authsvc's flags.
+	authArgs []string
 	// catalogDB, when set, carries the replicas' connections to their
 	// PostgreSQL (catalogDSN points at it), so that the test can cut it.
 	catalogDB *faultnet.Proxy
@@ -69,7 +71,7 @@ func startCluster(t *testing.T, cfg clusterConfig) *testCluster {
 	auth, err := cluster.Start(cluster.Spec{
 		Name: "authsvc",
 		Path: filepath.Join(binDir, "authsvc"),
-		Args: []string{
+		Args: append([]string{
 			"--grpc-addr", c.authAddr,
 			"--admin-addr", freeAddr(t, "127.0.0.2"),
 			"--dsn", cfg.authDSN,
@@ -82,7 +84,7 @@ func startCluster(t *testing.T, cfg clusterConfig) *testCluster {
 			// long run rotates the key more often than an operator would.
 			"--register-address-limit", "10000",
 			"--key-rotation-limit", "1000",
-		},
+		}, cfg.authArgs...),
 		// Secrets through the environment, as the manifests pass them.
 		Env:      []string{"AUTHSVC_SERVICE_CREDENTIALS=" + serviceCredential, "AUTHSVC_BOOTSTRAP_ADMIN_PASSWORD=" + adminPassword},
 		GRPCAddr: c.authAddr,
@@ -118,22 +120,22 @@ func startCluster(t *testing.T, cfg clusterConfig) *testCluster {
 }
 
 // addReplica starts a catalogsvc replica on a new loopback address and waits
-// until it serves.
-func (c *testCluster) addReplica() string {
+// until it serves. extra flags override the cluster's.
+func (c *testCluster) addReplica(extra ...string) string {
 	c.mu.Lock()
 	ip := fmt.Sprintf("127.0.0.%d", c.nextIP)
 	c.nextIP++
 	c.mu.Unlock()
 	addr := freeAddr(c.t, ip)
-	c.startReplica(addr, freeAddr(c.t, ip))
+	c.startReplica(addr, freeAddr(c.t, ip), extra...)
 	return addr
 }
 
-func (c *testCluster) startReplica(addr, adminAddr string) {
+func (c *testCluster) startReplica(addr, adminAddr string, extra ...string) {
 	p, err := cluster.Start(cluster.Spec{
 		Name:     "catalog-" + addr,
 		Path:     filepath.Join(binDir, "catalogsvc"),
-		Args:     append([]string{"--grpc-addr", addr, "--admin-addr", adminAddr}, c.catalogArgs...),
+		Args:     append(append([]string{"--grpc-addr", addr, "--admin-addr", adminAddr}, c.catalogArgs...), extra...),
 		Env:      []string{"CATALOGSVC_SERVICE_CREDENTIAL=" + serviceCredential},
 		GRPCAddr: addr,
 	}, c.out)
@@ -170,7 +172,7 @@ func (c *testCluster) crash(addr string) {
 	c.mu.Unlock()
 	p.Kill()
 	args := p.Spec.Args
-	c.startReplica(addr, args[3])
+	c.startReplica(addr, args[3], args[4+len(c.catalogArgs):]...)
 }
 
 // remove drains the replica at addr with SIGTERM and waits for it to exit

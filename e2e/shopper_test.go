@@ -89,6 +89,12 @@ func (s *stats) call(p *peer.Peer, err error, retried bool) {
 	}
 }
 
+func (s *stats) unauthValidCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unauthValid
+}
+
 func (s *stats) ackedCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

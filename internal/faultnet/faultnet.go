@@ -94,10 +94,11 @@ func (p *Proxy) Reconnect() error {
 	return nil
 }
 
-// Latency delays data in dir by latency, plus or minus up to jitter.
-// Toxiproxy counts in whole milliseconds.
+// Latency delays data in dir by latency, plus or minus up to jitter, to
+// the microsecond.
 func (p *Proxy) Latency(dir Direction, latency, jitter time.Duration) error {
-	return p.add(dir, "latency", map[string]int64{"latency": latency.Milliseconds(), "jitter": jitter.Milliseconds()})
+	registerLatency()
+	return p.add(dir, latencyType, map[string]int64{"latency_us": latency.Microseconds(), "jitter_us": jitter.Microseconds()})
 }
 
 // Bandwidth limits data in dir to kbps kilobytes a second.

@@ -111,6 +111,13 @@ func TestFaults(t *testing.T) {
 				t.Errorf("round trip %v, %v; want at least 180 ms", rtt, err)
 			}
 		}},
+		{"latency under a millisecond", func(p *faultnet.Proxy) error {
+			return p.Latency(faultnet.Both, 500*time.Microsecond, 0)
+		}, true, func(t *testing.T, rtt time.Duration, err error) {
+			if err != nil || rtt < time.Millisecond {
+				t.Errorf("round trip %v, %v; want at least 1 ms", rtt, err)
+			}
+		}},
 		{"stall both ways", func(p *faultnet.Proxy) error { return p.Stall(faultnet.Both, 0) }, false, wantTimeout},
 		{"cut upstream only", func(p *faultnet.Proxy) error { return p.Stall(faultnet.Upstream, 0) }, false, wantTimeout},
 		{"cut downstream only", func(p *faultnet.Proxy) error { return p.Stall(faultnet.Downstream, 0) }, true, wantTimeout},

@@ -48,6 +48,9 @@ func Dial(cfg Config, log *slog.Logger) (*Validator, error) {
 		grpc.WithTransportCredentials(creds),
 		// Back within seconds of authsvc, however long it was away.
 		grpc.WithConnectParams(client.ConnectParams),
+		// A silently dead link to authsvc (no FIN, no RST) is dropped
+		// within seconds, and the revocation feed resumes on a new one.
+		grpc.WithKeepaliveParams(client.Keepalive),
 	}
 	if cred := strings.TrimSpace(cfg.ServiceCredential); cred != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(ServiceCredential(cred)))
