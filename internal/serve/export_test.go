@@ -14,8 +14,9 @@ func WithoutMalformedRequests() Option {
 	return func(o *options) { o.noMalformed = true }
 }
 
-// CheckUTF8 is the UTF-8 interceptors' check of one request.
-var CheckUTF8 = checkUTF8
+// CheckUTF8 is the UTF-8 interceptors' check of one request (with one
+// cache of message types for the test binary).
+var CheckUTF8 = (&utf8Checker{}).check
 
 // RefusalLogInterval is the least time between two logged refusals.
 const RefusalLogInterval = refusalLogInterval
