@@ -13,6 +13,7 @@ import (
 	"github.com/tokencart/tokencart/authsvc"
 	"github.com/tokencart/tokencart/authsvc/store"
 	"github.com/tokencart/tokencart/internal/envflag"
+	"github.com/tokencart/tokencart/internal/runtimetune"
 	"github.com/tokencart/tokencart/internal/serve"
 )
 
@@ -27,6 +28,7 @@ func main() {
 func run(ctx context.Context, cfg *authsvc.Config) error {
 	log := cfg.Serve.NewLogger(os.Stderr)
 	cfg.Serve.Logger = log
+	runtimetune.Apply(log)
 	st, err := store.Open(ctx, cfg.DSN, log)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)

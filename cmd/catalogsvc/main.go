@@ -14,6 +14,7 @@ import (
 	"github.com/tokencart/tokencart/catalogsvc/store"
 	"github.com/tokencart/tokencart/internal/envflag"
 	"github.com/tokencart/tokencart/internal/grpcauth"
+	"github.com/tokencart/tokencart/internal/runtimetune"
 	"github.com/tokencart/tokencart/internal/serve"
 )
 
@@ -28,6 +29,7 @@ func main() {
 func run(ctx context.Context, cfg *catalogsvc.Config) error {
 	log := cfg.Serve.NewLogger(os.Stderr)
 	cfg.Serve.Logger = log
+	runtimetune.Apply(log)
 	st, err := store.Open(ctx, cfg.DSN, log)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)

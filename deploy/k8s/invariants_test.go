@@ -322,19 +322,22 @@ func (c *checker) env(b binary, ctr *corev1.Container, secrets secretLookup) *fl
 
 // goRuntime: the Go runtime's GC settings in the container's environment.
 //
-// GOMEMLIMIT is required: it makes the GC collect harder as the heap nears
-// it, so a replica slows down instead of being OOM-killed. It is a soft limit
-// on the memory the runtime manages, while the container's limit also
-// charges what the runtime does not count (the binary's text, kernel
-// buffers), so it must sit well under that limit: 50% to 90% of it, about
-// 80%. It is in Go's syntax (bytes, or a B/KiB/MiB/GiB/TiB suffix), which is
-// not Kubernetes' (Mi): a malformed value stops the runtime at start.
+// Neither is needed: the binaries set GOMEMLIMIT to 80% of the container's
+// memory limit, read from its cgroup (internal/runtimetune; the resources
+// check requires the limit), and GOGC to 400 (bench/RESULTS.md) when the
+// environment sets neither. One set here overrides that, so it is checked:
 //
-// GOGC is optional (the default is 100). Raising it trades memory for fewer
-// collections (bench/RESULTS.md measured 400); below 100 only costs CPU, far
-// above 1000 lets the heap reach GOMEMLIMIT on a small live heap, "off"
-// leaves GOMEMLIMIT alone to bound the heap, and a value that is not an
-// integer is silently taken as 100.
+// GOMEMLIMIT makes the GC collect harder as the heap nears it. It is a soft
+// limit on the memory the runtime manages, while the container's limit also
+// charges what the runtime does not count (the binary's text, kernel
+// buffers), so it must sit well under that limit: 50% to 90% of it. It is in
+// Go's syntax (bytes, or a B/KiB/MiB/GiB/TiB suffix), which is not
+// Kubernetes' (Mi): a malformed value stops the runtime at start. A literal
+// must move with the limit, which is why the manifests leave it out.
+//
+// GOGC: below 100 only costs CPU, far above 1000 lets the heap reach
+// GOMEMLIMIT on a small live heap, "off" leaves GOMEMLIMIT alone to bound
+// the heap, and a value that is not an integer is silently taken as 100.
 func (c *checker) goRuntime(b binary, ctr *corev1.Container) {
 	env := make(map[string]corev1.EnvVar)
 	for _, e := range ctr.Env {
@@ -345,11 +348,11 @@ func (c *checker) goRuntime(b binary, ctr *corev1.Container) {
 	limit := ctr.Resources.Limits.Memory()
 	switch e, ok := env["GOMEMLIMIT"]; {
 	case !ok:
-		c.errorf("%s: env: GOMEMLIMIT is not set: without it the GC does not tighten as the heap nears the memory limit, and the OOM killer acts first; want about 80%% of the limit", b.name)
+		// The binary sets it from the container's limit.
 	case e.ValueFrom != nil:
 		c.errorf("%s: env: GOMEMLIMIT must be a literal value: the downward API gives only the whole memory limit, and GOMEMLIMIT must sit below it (%d%% to %d%%)", b.name, memLimitMinPct, memLimitMaxPct)
 	case e.Value == "" || e.Value == "off":
-		c.errorf("%s: env: GOMEMLIMIT=%q sets no limit; want about 80%% of the memory limit", b.name, e.Value)
+		c.errorf("%s: env: GOMEMLIMIT=%q sets no limit; leave it out and the binary sets 80%% of the memory limit", b.name, e.Value)
 	default:
 		n, err := parseGoByteCount(e.Value)
 		switch {

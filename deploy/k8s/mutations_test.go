@@ -189,12 +189,8 @@ func TestCheckCatchesBrokenManifests(t *testing.T) {
 			mutate: func(m *manifests) { setEnv(m, "catalogsvc", "CATALOGSVC_CART_MODE", "cookie") },
 			want:   "catalogsvc: env: the binary would refuse this configuration",
 		},
-		// Go runtime: GOMEMLIMIT ~80% of the memory limit, GOGC sane.
-		{
-			name:   "GOMEMLIMIT removed",
-			mutate: func(m *manifests) { removeEnv(m, "authsvc", "GOMEMLIMIT") },
-			want:   "authsvc: env: GOMEMLIMIT is not set",
-		},
+		// Go runtime: a GOMEMLIMIT or GOGC that overrides the binaries'
+		// own (80% of the memory limit, 400) must be sane.
 		{
 			name:   "GOMEMLIMIT above the memory limit",
 			mutate: func(m *manifests) { setEnv(m, "catalogsvc", "GOMEMLIMIT", "300MiB") },
@@ -233,31 +229,48 @@ func TestCheckCatchesBrokenManifests(t *testing.T) {
 		{
 			name: "GOMEMLIMIT from the downward API (the whole limit)",
 			mutate: func(m *manifests) {
-				*envVar(m, "catalogsvc", "GOMEMLIMIT") = corev1.EnvVar{Name: "GOMEMLIMIT", ValueFrom: &corev1.EnvVarSource{
+				addEnv(m, "catalogsvc", corev1.EnvVar{Name: "GOMEMLIMIT", ValueFrom: &corev1.EnvVarSource{
 					ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.memory"},
-				}}
+				}})
 			},
 			want: "catalogsvc: env: GOMEMLIMIT must be a literal value",
 		},
 		{
-			name:   "memory limit lowered without GOMEMLIMIT",
-			mutate: func(m *manifests) { setMemoryLimit(m, "catalogsvc", "128Mi") },
-			want:   "catalogsvc: env: GOMEMLIMIT=200MiB is 156.2% of the container's memory limit 128Mi",
+			name: "memory limit lowered under a GOMEMLIMIT override",
+			mutate: func(m *manifests) {
+				setEnv(m, "catalogsvc", "GOMEMLIMIT", "200MiB")
+				setMemoryLimit(m, "catalogsvc", "128Mi")
+			},
+			want: "catalogsvc: env: GOMEMLIMIT=200MiB is 156.2% of the container's memory limit 128Mi",
 		},
 		{
-			name:   "memory limit raised without GOMEMLIMIT",
-			mutate: func(m *manifests) { setMemoryLimit(m, "authsvc", "512Mi") },
-			want:   "authsvc: env: GOMEMLIMIT=200MiB is 39.1% of the container's memory limit 512Mi",
+			name: "memory limit raised above a GOMEMLIMIT override",
+			mutate: func(m *manifests) {
+				setEnv(m, "authsvc", "GOMEMLIMIT", "200MiB")
+				setMemoryLimit(m, "authsvc", "512Mi")
+			},
+			want: "authsvc: env: GOMEMLIMIT=200MiB is 39.1% of the container's memory limit 512Mi",
 		},
 		{
-			name:   "memory limit raised slightly past GOMEMLIMIT's range",
-			mutate: func(m *manifests) { setMemoryLimit(m, "catalogsvc", "210Mi") },
-			want:   "catalogsvc: env: GOMEMLIMIT=200MiB is 95.2% of the container's memory limit 210Mi",
+			name: "memory limit raised slightly past a GOMEMLIMIT override's range",
+			mutate: func(m *manifests) {
+				setEnv(m, "catalogsvc", "GOMEMLIMIT", "200MiB")
+				setMemoryLimit(m, "catalogsvc", "210Mi")
+			},
+			want: "catalogsvc: env: GOMEMLIMIT=200MiB is 95.2% of the container's memory limit 210Mi",
 		},
 		{
-			name:   "memory limit removed",
+			name:   "memory limit removed (the binaries derive GOMEMLIMIT from it)",
 			mutate: func(m *manifests) { delete(ctr(m, "authsvc").Resources.Limits, corev1.ResourceMemory) },
-			want:   "authsvc: env: GOMEMLIMIT=200MiB, but the container has no memory limit",
+			want:   "container authsvc: resources: want cpu and memory requests and a memory limit",
+		},
+		{
+			name: "memory limit removed under a GOMEMLIMIT override",
+			mutate: func(m *manifests) {
+				setEnv(m, "authsvc", "GOMEMLIMIT", "200MiB")
+				delete(ctr(m, "authsvc").Resources.Limits, corev1.ResourceMemory)
+			},
+			want: "authsvc: env: GOMEMLIMIT=200MiB, but the container has no memory limit",
 		},
 		{
 			name:   "GOGC off",
@@ -286,7 +299,7 @@ func TestCheckCatchesBrokenManifests(t *testing.T) {
 		},
 		{
 			name:   "GOGC misspelt",
-			mutate: func(m *manifests) { renameEnv(m, "catalogsvc", "GOGC", "GO_GC") },
+			mutate: func(m *manifests) { setEnv(m, "catalogsvc", "GO_GC", "400") },
 			want:   "catalogsvc: env: GO_GC is not a configuration variable",
 		},
 		// Secrets.
@@ -571,7 +584,8 @@ func TestCheckCatchesBrokenManifests(t *testing.T) {
 }
 
 // The GC checks must not refuse consistent changes: a memory limit moved
-// together with GOMEMLIMIT, GOGC left at the default, other valid values.
+// alone (the binaries follow it) or together with a GOMEMLIMIT override,
+// other valid values.
 func TestCheckAcceptsConsistentGoRuntimeChanges(t *testing.T) {
 	t.Parallel()
 	examples, err := loadExampleSecrets(devDir)
@@ -599,7 +613,8 @@ func TestCheckAcceptsConsistentGoRuntimeChanges(t *testing.T) {
 		{"GOMEMLIMIT in plain bytes", func(m *manifests) { setEnv(m, "authsvc", "GOMEMLIMIT", "214748364") }},
 		{"GOMEMLIMIT at the 90% bound", func(m *manifests) { setEnv(m, "authsvc", "GOMEMLIMIT", "241591910") }},
 		{"GOMEMLIMIT at the 50% bound", func(m *manifests) { setEnv(m, "catalogsvc", "GOMEMLIMIT", "128MiB") }},
-		{"GOGC removed (the default 100)", func(m *manifests) { removeEnv(m, "catalogsvc", "GOGC") }},
+		{"memory limit raised alone", func(m *manifests) { setMemoryLimit(m, "catalogsvc", "1Gi") }},
+		{"memory limit lowered alone", func(m *manifests) { setMemoryLimit(m, "authsvc", "128Mi") }},
 		{"GOGC 100", func(m *manifests) { setEnv(m, "authsvc", "GOGC", "100") }},
 		{"GOGC 1000", func(m *manifests) { setEnv(m, "catalogsvc", "GOGC", "1000") }},
 	}
@@ -667,7 +682,17 @@ func envVar(m *manifests, name, env string) *corev1.EnvVar {
 	panic("no env " + env)
 }
 
-func setEnv(m *manifests, name, env, value string) { envVar(m, name, env).Value = value }
+// setEnv sets env in container name, adding it if it is not there.
+func setEnv(m *manifests, name, env, value string) {
+	c := ctr(m, name)
+	for i := range c.Env {
+		if c.Env[i].Name == env {
+			c.Env[i].Value = value
+			return
+		}
+	}
+	c.Env = append(c.Env, corev1.EnvVar{Name: env, Value: value})
+}
 
 func renameEnv(m *manifests, name, env, to string) { envVar(m, name, env).Name = to }
 

@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"strings"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
@@ -65,16 +64,40 @@ func (s *Server) chain(o *options, metrics *grpcprom.ServerMetrics, tracing bool
 		recovery.StreamServerInterceptor(rec),
 	)
 	if o.authFn != nil {
-		needsAuth := selector.MatchFunc(s.needsAuth)
-		unary = append(unary, selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(o.authFn), needsAuth))
-		stream = append(stream, selector.StreamServerInterceptor(auth.StreamServerInterceptor(o.authFn), needsAuth))
+		unary = append(unary, s.unaryAuth(auth.UnaryServerInterceptor(o.authFn)))
+		stream = append(stream, s.streamAuth(auth.StreamServerInterceptor(o.authFn)))
 	}
 	return append(unary, o.unary...), append(stream, o.stream...)
 }
 
-// needsAuth reports whether a call must be authenticated.
-func (s *Server) needsAuth(_ context.Context, c interceptors.CallMeta) bool {
-	return !s.public[c.FullMethod()] && !s.publicServices[c.Service]
+// unaryAuth runs authenticate for the calls that need it. It does what
+// go-grpc-middleware's selector does, on the method name gRPC gives,
+// without the selector's parsing it into a CallMeta and joining it again
+// for every call.
+func (s *Server) unaryAuth(authenticate grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if !s.needsAuth(info.FullMethod) {
+			return handler(ctx, req)
+		}
+		return authenticate(ctx, req, info, handler)
+	}
+}
+
+// streamAuth is unaryAuth for streams.
+func (s *Server) streamAuth(authenticate grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if !s.needsAuth(info.FullMethod) {
+			return handler(srv, ss)
+		}
+		return authenticate(srv, ss, info, handler)
+	}
+}
+
+// needsAuth reports whether a call of fullMethod ("/pkg.Service/Method")
+// must be authenticated.
+func (s *Server) needsAuth(fullMethod string) bool {
+	service, _, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	return !s.public[fullMethod] && !s.publicServices[service]
 }
 
 // recoverPanic is the recovery handler. It attaches the panic and its stack

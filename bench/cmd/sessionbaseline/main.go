@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/tokencart/tokencart/internal/envflag"
+	"github.com/tokencart/tokencart/internal/runtimetune"
 	"github.com/tokencart/tokencart/internal/serve"
 )
 
@@ -46,6 +47,7 @@ func run() int {
 		return 2
 	}
 	log := cfg.NewLogger(os.Stderr)
+	runtimetune.Apply(log) // as the services: the comparison is of designs, not GC settings
 	cfg.Logger = log
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
