@@ -26,8 +26,19 @@ type Config struct {
 	// DSN selects the store: a postgres:// URL, or a SQLite file path.
 	DSN string
 
-	// Issuer and Audience are the iss and aud of every access token.
-	Issuer, Audience string
+	// PublicAddr is the listen address of the public HTTP listener: the
+	// OpenID Connect discovery document and the JWKS.
+	PublicAddr string
+	// Issuer is the iss of every access token: an https URL (http for a
+	// loopback host, or with IssuerAllowHTTP) whose /.well-known/ paths the
+	// public listener serves. Audience is their aud, ClientID their
+	// client_id (RFC 9068): the one OAuth client authsvc issues to, its
+	// gRPC API.
+	Issuer, Audience, ClientID string
+	// IssuerAllowHTTP accepts an http Issuer for any host, for a network
+	// where the plaintext public listener is acceptable (a mesh that adds
+	// mutual TLS, a development cluster).
+	IssuerAllowHTTP bool
 	// TokenLifetime is an access token's lifetime.
 	TokenLifetime time.Duration
 	// RefreshTokenLifetime is a refresh token's lifetime; each rotation
@@ -141,8 +152,14 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	serve.RegisterFlags(fs, &c.Serve, ":8081", ":9081")
 	c.Serve.Name = "authsvc"
 	fs.StringVar(&c.DSN, "dsn", "var/authsvc.db", "store: a SQLite file path, or a postgres:// URL")
-	fs.StringVar(&c.Issuer, "issuer", "tokencart-authsvc", "iss claim of access tokens")
+	fs.StringVar(&c.PublicAddr, "public-addr", ":8080",
+		"public HTTP listen address: /.well-known/openid-configuration and /.well-known/jwks.json, for token consumers (no metrics or pprof)")
+	fs.StringVar(&c.Issuer, "issuer", grpcauth.DefaultIssuer,
+		"iss claim of access tokens: the https URL at which consumers reach --public-addr (http only for localhost, or with --issuer-allow-http)")
+	fs.BoolVar(&c.IssuerAllowHTTP, "issuer-allow-http", false,
+		"accept an http --issuer for any host (a mesh adds mutual TLS, or a development cluster); without it http is for loopback hosts only")
 	fs.StringVar(&c.Audience, "audience", "tokencart", "aud claim of access tokens")
+	fs.StringVar(&c.ClientID, "client-id", "tokencart", "client_id claim of access tokens (RFC 9068): the client they are issued to")
 	fs.DurationVar(&c.TokenLifetime, "token-lifetime", token.DefaultLifetime, "access token lifetime")
 	fs.DurationVar(&c.RefreshTokenLifetime, "refresh-token-lifetime", 30*24*time.Hour, "refresh token lifetime")
 	fs.DurationVar(&c.RefreshReuseGrace, "refresh-reuse-grace", 10*time.Second,
@@ -229,8 +246,12 @@ func (c *Config) Validate() error {
 		}
 	}
 	check(c.DSN != "", "--dsn is required: a SQLite file path or a postgres:// URL")
-	check(c.Issuer != "", "--issuer is required")
+	errs = append(errs, serve.ValidateAddr("--public-addr", c.PublicAddr))
+	if _, err := c.issuerURL(); err != nil {
+		errs = append(errs, err)
+	}
 	check(c.Audience != "", "--audience is required")
+	check(c.ClientID != "" && len(c.ClientID) <= 255, "--client-id must be 1 to 255 characters")
 	check(c.TokenLifetime >= time.Second, "--token-lifetime must be at least 1s, got %v", c.TokenLifetime)
 	check(c.RefreshTokenLifetime >= time.Second, "--refresh-token-lifetime must be at least 1s, got %v", c.RefreshTokenLifetime)
 	check(c.RefreshReuseGrace >= 0 && c.RefreshReuseGrace <= time.Minute, "--refresh-reuse-grace must be from 0 to 1m, got %v", c.RefreshReuseGrace)

@@ -119,6 +119,43 @@ func TestThrottleDelay(t *testing.T) {
 	}
 }
 
+func TestIssuerValidation(t *testing.T) {
+	tests := []struct {
+		issuer    string
+		allowHTTP bool
+		ok        bool
+	}{
+		{"https://auth.example.com", false, true},
+		{"https://auth.example.com:8443/tenants/a", false, true},
+		{"http://127.0.0.1:8080", false, true},
+		{"http://localhost:8080", false, true},
+		{"http://[::1]:8080", false, true},
+		{"http://authsvc.tokencart.svc.cluster.local:8080", true, true},
+		{"http://authsvc.tokencart.svc.cluster.local:8080", false, false},
+		{"http://10.0.0.1:8080", false, false},
+		{"", false, false},
+		{"tokencart-authsvc", false, false},
+		{"ftp://auth.example.com", false, false},
+		{"https://", false, false},
+		{"https://auth.example.com/", false, false},
+		{"https://auth.example.com?tenant=a", false, false},
+		{"https://auth.example.com#x", false, false},
+		{"https://user:pw@auth.example.com", false, false},
+		{"https:auth.example.com", false, false},
+	}
+	for _, tt := range tests {
+		c := DefaultConfig()
+		c.Issuer, c.IssuerAllowHTTP = tt.issuer, tt.allowHTTP
+		err := c.Validate()
+		if (err == nil) != tt.ok {
+			t.Errorf("--issuer %q (allow http %v): Validate() = %v, want ok %v", tt.issuer, tt.allowHTTP, err, tt.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--issuer") {
+			t.Errorf("--issuer %q: error %v does not name the flag", tt.issuer, err)
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	if c := DefaultConfig(); c.Validate() != nil {
 		t.Fatalf("default config invalid: %v", c.Validate())
@@ -142,6 +179,8 @@ func TestConfigValidate(t *testing.T) {
 		{"--bootstrap-admin", func(c *Config) { c.BootstrapAdmin = "nope" }},
 		{"--revocation-heartbeat", func(c *Config) { c.RevocationHeartbeat = time.Millisecond }},
 		{"--grpc-addr", func(c *Config) { c.Serve.GRPCAddr = "nonsense" }},
+		{"--public-addr", func(c *Config) { c.PublicAddr = "nonsense" }},
+		{"--client-id", func(c *Config) { c.ClientID = "" }},
 	}
 	for _, tt := range tests {
 		c := DefaultConfig()

@@ -54,7 +54,7 @@ func TestBadConfigExitsTwo(t *testing.T) {
 func TestRunStops(t *testing.T) {
 	cfg := authsvc.DefaultConfig()
 	cfg.DSN = filepath.Join(t.TempDir(), "authsvc.db")
-	cfg.Serve.GRPCAddr, cfg.Serve.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Serve.GRPCAddr, cfg.Serve.AdminAddr, cfg.PublicAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Serve.DrainDelay = 0
 	cfg.Serve.LogLevel = slog.LevelError
 	// Long enough to start on a busy machine.
