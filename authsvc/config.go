@@ -60,11 +60,18 @@ type Config struct {
 	KeyEncryptionKey string
 	// KeyRotationInterval is how often a new signing key is created.
 	KeyRotationInterval time.Duration
-	// KeyPublishDelay is how long a new key is published before it signs.
+	// KeyPublishDelay is how long a new key is published before it signs:
+	// at least KeyReloadInterval + JWKSMaxAge, so that every consumer that
+	// keeps to the promised cache lifetime holds a key before its first
+	// token.
 	KeyPublishDelay time.Duration
 	// KeyReloadInterval is how often each replica reloads the keys.
 	KeyReloadInterval time.Duration
-	// JWKSMaxAge is how long consumers may cache the key set.
+	// JWKSMaxAge is the cache lifetime of the key set that the deployment
+	// promises its consumers: the Cache-Control max-age of the JWKS, and
+	// the longest any consumer may go between fetches (Envoy's
+	// remote_jwks cache_duration, istiod's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL).
+	// Key publication and withdrawal are timed against it.
 	JWKSMaxAge time.Duration
 
 	// RevocationPollInterval is how often each replica looks for
@@ -145,6 +152,18 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Defaults of key publication, chosen for the consumers a Kubernetes user
+// already runs: istiod refetches a JWKS every 20 minutes by default
+// (PILOT_JWT_PUB_KEY_REFRESH_INTERVAL) and pushes it to its Envoys, and
+// Envoy's jwt_authn caches a remote JWKS for cache_duration (a few minutes
+// by default); both ignore Cache-Control. So the promised cache lifetime is
+// 20 minutes, and a new key is published 25 minutes before it signs (the
+// lifetime, plus margin for the reload, istiod's push and a retried fetch).
+const (
+	DefaultJWKSMaxAge      = 20 * time.Minute
+	DefaultKeyPublishDelay = 25 * time.Minute
+)
+
 // RegisterFlags registers every setting on fs, with production defaults,
 // and returns the Config they fill.
 func RegisterFlags(fs *flag.FlagSet) *Config {
@@ -171,10 +190,11 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	fs.StringVar(&c.KeyEncryptionKey, "key-encryption-key", "",
 		"base64 of 32 random bytes that encrypt private signing keys at rest (secret; without it keys are stored unencrypted)")
 	fs.DurationVar(&c.KeyRotationInterval, "key-rotation-interval", 24*time.Hour, "how often a new signing key is created")
-	fs.DurationVar(&c.KeyPublishDelay, "key-publish-delay", 2*time.Minute,
+	fs.DurationVar(&c.KeyPublishDelay, "key-publish-delay", DefaultKeyPublishDelay,
 		"how long a new key is published before it signs; at least --key-reload-interval + --jwks-max-age")
 	fs.DurationVar(&c.KeyReloadInterval, "key-reload-interval", 5*time.Second, "how often each replica reloads the signing keys from the store")
-	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", time.Minute, "how long consumers may cache the key set (Cache-Control max-age)")
+	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", DefaultJWKSMaxAge,
+		"the key set's cache lifetime promised to consumers (Cache-Control max-age): at least the longest refresh interval of any JWKS consumer (Envoy remote_jwks cache_duration, istiod PILOT_JWT_PUB_KEY_REFRESH_INTERVAL)")
 	fs.DurationVar(&c.RevocationPollInterval, "revocation-poll-interval", 200*time.Millisecond,
 		"how often each replica polls the store for revocations recorded by other replicas")
 	fs.DurationVar(&c.RevocationHeartbeat, "revocation-heartbeat", 5*time.Second, "longest silence on a WatchRevocations stream")
@@ -262,8 +282,8 @@ func (c *Config) Validate() error {
 	check(c.KeyReloadInterval > 0, "--key-reload-interval must be positive, got %v", c.KeyReloadInterval)
 	check(c.JWKSMaxAge > 0, "--jwks-max-age must be positive, got %v", c.JWKSMaxAge)
 	check(c.KeyPublishDelay >= c.KeyReloadInterval+c.JWKSMaxAge,
-		"--key-publish-delay (%v) must be at least --key-reload-interval + --jwks-max-age (%v), so consumers hold a key before it signs",
-		c.KeyPublishDelay, c.KeyReloadInterval+c.JWKSMaxAge)
+		"--key-publish-delay (%v) must be at least --key-reload-interval (%v) + --jwks-max-age (%v): a consumer that caches the key set for the promised lifetime would refuse a new key's first tokens",
+		c.KeyPublishDelay, c.KeyReloadInterval, c.JWKSMaxAge)
 	check(c.KeyRotationInterval > c.KeyPublishDelay, "--key-rotation-interval (%v) must exceed --key-publish-delay (%v)",
 		c.KeyRotationInterval, c.KeyPublishDelay)
 	check(c.RevocationPollInterval > 0, "--revocation-poll-interval must be positive, got %v", c.RevocationPollInterval)
@@ -312,6 +332,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	return nil
+}
+
+// keyRetention is how long a key stays published after it stopped signing:
+// the token lifetime, the largest leeway a verifier may allow, the promised
+// cache lifetime, and two reload intervals (a replica signs with the old
+// key until its next reload).
+func (c *Config) keyRetention() time.Duration {
+	return c.TokenLifetime + token.MaxLeeway + c.JWKSMaxAge + 2*c.KeyReloadInterval
 }
 
 // kek decodes KeyEncryptionKey; nil when it is empty. The message never

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokencart/tokencart/internal/token"
 )
 
 func TestPasswordHashRoundTrip(t *testing.T) {
@@ -116,6 +118,43 @@ func TestThrottleDelay(t *testing.T) {
 	}
 	if got := s.throttleDelay(1000); got != 10*time.Second {
 		t.Errorf("throttleDelay(1000) = %v", got)
+	}
+}
+
+// TestKeyTimingsFollowTheCacheLifetime: the defaults serve consumers that
+// refetch the key set every 20 minutes (istiod's default), a publish delay
+// shorter than the promised cache lifetime is refused naming both flags,
+// and a key stays published past the expiry of its last token by at least
+// the leeway and the cache lifetime.
+func TestKeyTimingsFollowTheCacheLifetime(t *testing.T) {
+	c := DefaultConfig()
+	if c.JWKSMaxAge < 20*time.Minute || c.KeyPublishDelay < c.JWKSMaxAge+c.KeyReloadInterval {
+		t.Errorf("defaults: --jwks-max-age %v, --key-publish-delay %v; want at least istiod's 20m refresh, and the delay above it",
+			c.JWKSMaxAge, c.KeyPublishDelay)
+	}
+	tests := []struct {
+		name          string
+		maxAge, delay time.Duration
+		ok            bool
+	}{
+		{"defaults", DefaultJWKSMaxAge, DefaultKeyPublishDelay, true},
+		{"delay covers a longer cache lifetime", time.Hour, time.Hour + time.Minute, true},
+		{"delay equal to the cache lifetime, no room for the reload", 30 * time.Minute, 30 * time.Minute, false},
+		{"delay shorter than the cache lifetime", 30 * time.Minute, 25 * time.Minute, false},
+	}
+	for _, tt := range tests {
+		c := DefaultConfig()
+		c.JWKSMaxAge, c.KeyPublishDelay = tt.maxAge, tt.delay
+		err := c.Validate()
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: Validate() = %v, want ok %v", tt.name, err, tt.ok)
+		}
+		if err != nil && (!strings.Contains(err.Error(), "--key-publish-delay") || !strings.Contains(err.Error(), "--jwks-max-age")) {
+			t.Errorf("%s: %v does not name both flags", tt.name, err)
+		}
+		if got, least := c.keyRetention(), c.TokenLifetime+token.MaxLeeway+c.JWKSMaxAge; got < least {
+			t.Errorf("%s: key retention %v, want at least token lifetime + leeway + cache lifetime = %v", tt.name, got, least)
+		}
 	}
 }
 
