@@ -39,7 +39,7 @@ func accessClaims() token.Claims {
 	now := time.Now()
 	return token.Claims{
 		Issuer: "tokencart-authsvc", Subject: token.NewID(), Audience: []string{"tokencart"},
-		Roles: []string{token.RoleCustomer}, TokenID: token.NewID(),
+		Roles: []string{token.RoleCustomer}, TokenID: token.NewID(), ClientID: "tokencart",
 		IssuedAt: now, NotBefore: now, Expiry: now.Add(24 * time.Hour),
 	}
 }

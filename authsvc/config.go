@@ -26,8 +26,19 @@ type Config struct {
 	// DSN selects the store: a postgres:// URL, or a SQLite file path.
 	DSN string
 
-	// Issuer and Audience are the iss and aud of every access token.
-	Issuer, Audience string
+	// PublicAddr is the listen address of the public HTTP listener: the
+	// OpenID Connect discovery document and the JWKS.
+	PublicAddr string
+	// Issuer is the iss of every access token: an https URL (http for a
+	// loopback host, or with IssuerAllowHTTP) whose /.well-known/ paths the
+	// public listener serves. Audience is their aud, ClientID their
+	// client_id (RFC 9068): the one OAuth client authsvc issues to, its
+	// gRPC API.
+	Issuer, Audience, ClientID string
+	// IssuerAllowHTTP accepts an http Issuer for any host, for a network
+	// where the plaintext public listener is acceptable (a mesh that adds
+	// mutual TLS, a development cluster).
+	IssuerAllowHTTP bool
 	// TokenLifetime is an access token's lifetime.
 	TokenLifetime time.Duration
 	// RefreshTokenLifetime is a refresh token's lifetime; each rotation
@@ -49,11 +60,18 @@ type Config struct {
 	KeyEncryptionKey string
 	// KeyRotationInterval is how often a new signing key is created.
 	KeyRotationInterval time.Duration
-	// KeyPublishDelay is how long a new key is published before it signs.
+	// KeyPublishDelay is how long a new key is published before it signs:
+	// at least KeyReloadInterval + JWKSMaxAge, so that every consumer that
+	// keeps to the promised cache lifetime holds a key before its first
+	// token.
 	KeyPublishDelay time.Duration
 	// KeyReloadInterval is how often each replica reloads the keys.
 	KeyReloadInterval time.Duration
-	// JWKSMaxAge is how long consumers may cache the key set.
+	// JWKSMaxAge is the cache lifetime of the key set that the deployment
+	// promises its consumers: the Cache-Control max-age of the JWKS, and
+	// the longest any consumer may go between fetches (Envoy's
+	// remote_jwks cache_duration, istiod's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL).
+	// Key publication and withdrawal are timed against it.
 	JWKSMaxAge time.Duration
 
 	// RevocationPollInterval is how often each replica looks for
@@ -134,6 +152,18 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Defaults of key publication, chosen for the consumers a Kubernetes user
+// already runs: istiod refetches a JWKS every 20 minutes by default
+// (PILOT_JWT_PUB_KEY_REFRESH_INTERVAL) and pushes it to its Envoys, and
+// Envoy's jwt_authn caches a remote JWKS for cache_duration (a few minutes
+// by default); both ignore Cache-Control. So the promised cache lifetime is
+// 20 minutes, and a new key is published 25 minutes before it signs (the
+// lifetime, plus margin for the reload, istiod's push and a retried fetch).
+const (
+	DefaultJWKSMaxAge      = 20 * time.Minute
+	DefaultKeyPublishDelay = 25 * time.Minute
+)
+
 // RegisterFlags registers every setting on fs, with production defaults,
 // and returns the Config they fill.
 func RegisterFlags(fs *flag.FlagSet) *Config {
@@ -141,8 +171,14 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	serve.RegisterFlags(fs, &c.Serve, ":8081", ":9081")
 	c.Serve.Name = "authsvc"
 	fs.StringVar(&c.DSN, "dsn", "var/authsvc.db", "store: a SQLite file path, or a postgres:// URL")
-	fs.StringVar(&c.Issuer, "issuer", "tokencart-authsvc", "iss claim of access tokens")
+	fs.StringVar(&c.PublicAddr, "public-addr", ":8080",
+		"public HTTP listen address: /.well-known/openid-configuration and /.well-known/jwks.json, for token consumers (no metrics or pprof)")
+	fs.StringVar(&c.Issuer, "issuer", grpcauth.DefaultIssuer,
+		"iss claim of access tokens: the https URL at which consumers reach --public-addr (http only for localhost, or with --issuer-allow-http)")
+	fs.BoolVar(&c.IssuerAllowHTTP, "issuer-allow-http", false,
+		"accept an http --issuer for any host (a mesh adds mutual TLS, or a development cluster); without it http is for loopback hosts only")
 	fs.StringVar(&c.Audience, "audience", "tokencart", "aud claim of access tokens")
+	fs.StringVar(&c.ClientID, "client-id", "tokencart", "client_id claim of access tokens (RFC 9068): the client they are issued to")
 	fs.DurationVar(&c.TokenLifetime, "token-lifetime", token.DefaultLifetime, "access token lifetime")
 	fs.DurationVar(&c.RefreshTokenLifetime, "refresh-token-lifetime", 30*24*time.Hour, "refresh token lifetime")
 	fs.DurationVar(&c.RefreshReuseGrace, "refresh-reuse-grace", 10*time.Second,
@@ -154,10 +190,11 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	fs.StringVar(&c.KeyEncryptionKey, "key-encryption-key", "",
 		"base64 of 32 random bytes that encrypt private signing keys at rest (secret; without it keys are stored unencrypted)")
 	fs.DurationVar(&c.KeyRotationInterval, "key-rotation-interval", 24*time.Hour, "how often a new signing key is created")
-	fs.DurationVar(&c.KeyPublishDelay, "key-publish-delay", 2*time.Minute,
+	fs.DurationVar(&c.KeyPublishDelay, "key-publish-delay", DefaultKeyPublishDelay,
 		"how long a new key is published before it signs; at least --key-reload-interval + --jwks-max-age")
 	fs.DurationVar(&c.KeyReloadInterval, "key-reload-interval", 5*time.Second, "how often each replica reloads the signing keys from the store")
-	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", time.Minute, "how long consumers may cache the key set (Cache-Control max-age)")
+	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", DefaultJWKSMaxAge,
+		"the key set's cache lifetime promised to consumers (Cache-Control max-age): at least the longest refresh interval of any JWKS consumer (Envoy remote_jwks cache_duration, istiod PILOT_JWT_PUB_KEY_REFRESH_INTERVAL)")
 	fs.DurationVar(&c.RevocationPollInterval, "revocation-poll-interval", 200*time.Millisecond,
 		"how often each replica polls the store for revocations recorded by other replicas")
 	fs.DurationVar(&c.RevocationHeartbeat, "revocation-heartbeat", 5*time.Second, "longest silence on a WatchRevocations stream")
@@ -229,8 +266,12 @@ func (c *Config) Validate() error {
 		}
 	}
 	check(c.DSN != "", "--dsn is required: a SQLite file path or a postgres:// URL")
-	check(c.Issuer != "", "--issuer is required")
+	errs = append(errs, serve.ValidateAddr("--public-addr", c.PublicAddr))
+	if _, err := c.issuerURL(); err != nil {
+		errs = append(errs, err)
+	}
 	check(c.Audience != "", "--audience is required")
+	check(c.ClientID != "" && len(c.ClientID) <= 255, "--client-id must be 1 to 255 characters")
 	check(c.TokenLifetime >= time.Second, "--token-lifetime must be at least 1s, got %v", c.TokenLifetime)
 	check(c.RefreshTokenLifetime >= time.Second, "--refresh-token-lifetime must be at least 1s, got %v", c.RefreshTokenLifetime)
 	check(c.RefreshReuseGrace >= 0 && c.RefreshReuseGrace <= time.Minute, "--refresh-reuse-grace must be from 0 to 1m, got %v", c.RefreshReuseGrace)
@@ -241,8 +282,8 @@ func (c *Config) Validate() error {
 	check(c.KeyReloadInterval > 0, "--key-reload-interval must be positive, got %v", c.KeyReloadInterval)
 	check(c.JWKSMaxAge > 0, "--jwks-max-age must be positive, got %v", c.JWKSMaxAge)
 	check(c.KeyPublishDelay >= c.KeyReloadInterval+c.JWKSMaxAge,
-		"--key-publish-delay (%v) must be at least --key-reload-interval + --jwks-max-age (%v), so consumers hold a key before it signs",
-		c.KeyPublishDelay, c.KeyReloadInterval+c.JWKSMaxAge)
+		"--key-publish-delay (%v) must be at least --key-reload-interval (%v) + --jwks-max-age (%v): a consumer that caches the key set for the promised lifetime would refuse a new key's first tokens",
+		c.KeyPublishDelay, c.KeyReloadInterval, c.JWKSMaxAge)
 	check(c.KeyRotationInterval > c.KeyPublishDelay, "--key-rotation-interval (%v) must exceed --key-publish-delay (%v)",
 		c.KeyRotationInterval, c.KeyPublishDelay)
 	check(c.RevocationPollInterval > 0, "--revocation-poll-interval must be positive, got %v", c.RevocationPollInterval)
@@ -291,6 +332,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	return nil
+}
+
+// keyRetention is how long a key stays published after it stopped signing:
+// the token lifetime, the largest leeway a verifier may allow, the promised
+// cache lifetime, and two reload intervals (a replica signs with the old
+// key until its next reload).
+func (c *Config) keyRetention() time.Duration {
+	return c.TokenLifetime + token.MaxLeeway + c.JWKSMaxAge + 2*c.KeyReloadInterval
 }
 
 // kek decodes KeyEncryptionKey; nil when it is empty. The message never

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokencart/tokencart/internal/token"
 )
 
 func TestPasswordHashRoundTrip(t *testing.T) {
@@ -119,6 +121,80 @@ func TestThrottleDelay(t *testing.T) {
 	}
 }
 
+// TestKeyTimingsFollowTheCacheLifetime: the defaults serve consumers that
+// refetch the key set every 20 minutes (istiod's default), a publish delay
+// shorter than the promised cache lifetime is refused naming both flags,
+// and a key stays published past the expiry of its last token by at least
+// the leeway and the cache lifetime.
+func TestKeyTimingsFollowTheCacheLifetime(t *testing.T) {
+	c := DefaultConfig()
+	if c.JWKSMaxAge < 20*time.Minute || c.KeyPublishDelay < c.JWKSMaxAge+c.KeyReloadInterval {
+		t.Errorf("defaults: --jwks-max-age %v, --key-publish-delay %v; want at least istiod's 20m refresh, and the delay above it",
+			c.JWKSMaxAge, c.KeyPublishDelay)
+	}
+	tests := []struct {
+		name          string
+		maxAge, delay time.Duration
+		ok            bool
+	}{
+		{"defaults", DefaultJWKSMaxAge, DefaultKeyPublishDelay, true},
+		{"delay covers a longer cache lifetime", time.Hour, time.Hour + time.Minute, true},
+		{"delay equal to the cache lifetime, no room for the reload", 30 * time.Minute, 30 * time.Minute, false},
+		{"delay shorter than the cache lifetime", 30 * time.Minute, 25 * time.Minute, false},
+	}
+	for _, tt := range tests {
+		c := DefaultConfig()
+		c.JWKSMaxAge, c.KeyPublishDelay = tt.maxAge, tt.delay
+		err := c.Validate()
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: Validate() = %v, want ok %v", tt.name, err, tt.ok)
+		}
+		if err != nil && (!strings.Contains(err.Error(), "--key-publish-delay") || !strings.Contains(err.Error(), "--jwks-max-age")) {
+			t.Errorf("%s: %v does not name both flags", tt.name, err)
+		}
+		if got, least := c.keyRetention(), c.TokenLifetime+token.MaxLeeway+c.JWKSMaxAge; got < least {
+			t.Errorf("%s: key retention %v, want at least token lifetime + leeway + cache lifetime = %v", tt.name, got, least)
+		}
+	}
+}
+
+func TestIssuerValidation(t *testing.T) {
+	tests := []struct {
+		issuer    string
+		allowHTTP bool
+		ok        bool
+	}{
+		{"https://auth.example.com", false, true},
+		{"https://auth.example.com:8443/tenants/a", false, true},
+		{"http://127.0.0.1:8080", false, true},
+		{"http://localhost:8080", false, true},
+		{"http://[::1]:8080", false, true},
+		{"http://authsvc.tokencart.svc.cluster.local:8080", true, true},
+		{"http://authsvc.tokencart.svc.cluster.local:8080", false, false},
+		{"http://10.0.0.1:8080", false, false},
+		{"", false, false},
+		{"tokencart-authsvc", false, false},
+		{"ftp://auth.example.com", false, false},
+		{"https://", false, false},
+		{"https://auth.example.com/", false, false},
+		{"https://auth.example.com?tenant=a", false, false},
+		{"https://auth.example.com#x", false, false},
+		{"https://user:pw@auth.example.com", false, false},
+		{"https:auth.example.com", false, false},
+	}
+	for _, tt := range tests {
+		c := DefaultConfig()
+		c.Issuer, c.IssuerAllowHTTP = tt.issuer, tt.allowHTTP
+		err := c.Validate()
+		if (err == nil) != tt.ok {
+			t.Errorf("--issuer %q (allow http %v): Validate() = %v, want ok %v", tt.issuer, tt.allowHTTP, err, tt.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--issuer") {
+			t.Errorf("--issuer %q: error %v does not name the flag", tt.issuer, err)
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	if c := DefaultConfig(); c.Validate() != nil {
 		t.Fatalf("default config invalid: %v", c.Validate())
@@ -142,6 +218,8 @@ func TestConfigValidate(t *testing.T) {
 		{"--bootstrap-admin", func(c *Config) { c.BootstrapAdmin = "nope" }},
 		{"--revocation-heartbeat", func(c *Config) { c.RevocationHeartbeat = time.Millisecond }},
 		{"--grpc-addr", func(c *Config) { c.Serve.GRPCAddr = "nonsense" }},
+		{"--public-addr", func(c *Config) { c.PublicAddr = "nonsense" }},
+		{"--client-id", func(c *Config) { c.ClientID = "" }},
 	}
 	for _, tt := range tests {
 		c := DefaultConfig()

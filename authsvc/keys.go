@@ -49,9 +49,11 @@ const maxRotatedKeys = token.MaxKeys - 4
 // publishDelay is at least the reload interval plus the JWKS max-age, so
 // every consumer that follows the cache headers holds a key before the
 // first token it signed. retention is the token lifetime plus the maximum
-// leeway plus two reload intervals (a replica may sign with the old key
-// until its next reload after signer_until), so a key stays published until
-// every token it signed has expired. The first key ever created activates
+// leeway plus the JWKS max-age plus two reload intervals (a replica may sign
+// with the old key until its next reload after signer_until), so a key
+// stays published until every token it signed has expired, and a consumer
+// that fetched the key set just before the withdrawal and caches it for the
+// max-age is still within that margin. The first key ever created activates
 // at once: no consumer can hold an older key set then.
 type keyManager struct {
 	store        KeyStore
@@ -82,7 +84,7 @@ func newKeyManager(store KeyStore, kek []byte, cfg *Config, now func() time.Time
 		store:        store,
 		publishDelay: cfg.KeyPublishDelay,
 		rotateEvery:  cfg.KeyRotationInterval,
-		retention:    cfg.TokenLifetime + token.MaxLeeway + 2*cfg.KeyReloadInterval,
+		retention:    cfg.keyRetention(),
 		now:          now,
 		log:          log,
 	}

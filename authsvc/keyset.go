@@ -3,9 +3,6 @@ package authsvc
 import (
 	"context"
 	"fmt"
-	"math"
-	"net/http"
-	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -22,17 +19,6 @@ func (s *Service) GetKeySet(context.Context, *authv1.GetKeySetRequest) (*authv1.
 		JwksJson: string(s.keys.jwks()),
 		MaxAge:   durationpb.New(s.cfg.JWKSMaxAge),
 	}, nil
-}
-
-// serveJWKS serves the same document as GetKeySet, for JWKS consumers
-// such as Envoy's jwt_authn filter and Istio's RequestAuthentication.
-func (s *Service) serveJWKS(w http.ResponseWriter, _ *http.Request) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	maxAge := int(math.Ceil(s.cfg.JWKSMaxAge.Seconds()))
-	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(maxAge))
-	h.Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write(s.keys.jwks())
 }
 
 // RotateSigningKey implements authv1.AuthServiceServer.

@@ -39,9 +39,6 @@ var ServiceMethods = []string{
 	authv1.AuthService_WatchRevocations_FullMethodName,
 }
 
-// JWKSPath is where the admin HTTP server publishes the key set.
-const JWKSPath = "/.well-known/jwks.json"
-
 // Service implements authv1.AuthServiceServer, and grpcauth.Authenticator
 // for its own authenticated methods. Any number of replicas may share one
 // Store; a Service holds no state another replica would need.
@@ -66,6 +63,8 @@ type Service struct {
 	dummyHash string
 
 	statuses *rpcerr.Mapper
+	// public serves the discovery document and the JWKS.
+	public http.Handler
 }
 
 // New returns a Service over store, which it does not close. It loads the
@@ -135,20 +134,24 @@ func New(ctx context.Context, cfg Config, store Store, log *slog.Logger) (*Servi
 			return nil, err
 		}
 	}
+	if s.public, err = s.newPublicHandler(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
 // ServeOptions are the service's part of its server: the AuthService;
 // authentication of every method but PublicMethods; errors mapped to
-// statuses once, at the edge; the JWKS on the admin port; a store
-// readiness check; and Run for as long as the server serves.
+// statuses once, at the edge; the discovery document and the JWKS on the
+// public listener; a store readiness check; and Run for as long as the
+// server serves.
 func (s *Service) ServeOptions() []serve.Option {
 	return []serve.Option{
 		serve.WithService(&authv1.AuthService_ServiceDesc, s),
 		serve.WithAuth(s.authFunc(), PublicMethods),
 		serve.WithUnaryInterceptors(s.statuses.UnaryServerInterceptor()),
 		serve.WithStreamInterceptors(s.statuses.StreamServerInterceptor()),
-		serve.WithHTTPHandler("GET "+JWKSPath, http.HandlerFunc(s.serveJWKS)),
+		serve.WithPublicHTTP(s.cfg.PublicAddr, s.public),
 		serve.WithReadiness("store", s.store.Ping),
 		serve.WithCollectors(append(s.metrics.collectors(), s.guard.Collectors()...)...),
 		serve.WithBackground(s.Run),

@@ -77,10 +77,11 @@ func hashRefreshToken(raw string) []byte {
 // that the expiry the store records is the token's own.
 func (s *Service) accessClaims(u User, sid string, now time.Time) token.Claims {
 	issued := now.Truncate(time.Second)
-	return token.Claims{
+	c := token.Claims{
 		Issuer:    s.cfg.Issuer,
 		Subject:   u.ID,
 		Audience:  []string{s.cfg.Audience},
+		ClientID:  s.cfg.ClientID,
 		Roles:     u.Roles,
 		TokenID:   token.NewID(),
 		SessionID: sid,
@@ -88,6 +89,15 @@ func (s *Service) accessClaims(u User, sid string, now time.Time) token.Claims {
 		NotBefore: issued,
 		Expiry:    issued.Add(s.cfg.TokenLifetime),
 	}
+	// The session began with the login that authenticated the user; a
+	// clock behind another replica's may put that after iat.
+	if login, ok := token.SessionTime(sid); ok {
+		c.AuthTime = login.Truncate(time.Second)
+		if c.AuthTime.After(issued) {
+			c.AuthTime = issued
+		}
+	}
+	return c
 }
 
 // tokenPair is what Login and RefreshToken hand out.

@@ -146,7 +146,10 @@ func startEnv(ctx context.Context, opts Options, need map[string]bool) (_ *env, 
 	authAddr, err := e.start(ctx, procAuth, filepath.Join(e.bin, "authsvc"), []string{
 		"--dsn", authDSN,
 		"--revocation-poll-interval", "1s",
-	}, []string{"AUTHSVC_SERVICE_CREDENTIALS=" + serviceCredential, "AUTHSVC_REGISTER_ADDRESS_LIMIT=1000000"})
+	}, []string{"AUTHSVC_SERVICE_CREDENTIALS=" + serviceCredential, "AUTHSVC_REGISTER_ADDRESS_LIMIT=1000000",
+		// The public listener on a free port, not the default :8080 that
+		// `make run` uses.
+		"AUTHSVC_PUBLIC_ADDR=127.0.0.1:0"})
 	if err != nil {
 		return nil, err
 	}

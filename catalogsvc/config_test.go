@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokencart/tokencart/catalogsvc"
 	"github.com/tokencart/tokencart/internal/envflag"
+	"github.com/tokencart/tokencart/internal/grpcauth"
 	"github.com/tokencart/tokencart/internal/tlsconfig/tlsconfigtest"
 	"github.com/tokencart/tokencart/internal/token"
 )
@@ -49,7 +50,7 @@ func TestRegisterFlags(t *testing.T) {
 		t.Errorf("defaults with a service credential do not validate: %v", err)
 	}
 	if cfg.DSN != "var/catalogsvc.db" || cfg.Auth.Addr != "127.0.0.1:8081" || cfg.CartMode != "store" ||
-		cfg.Auth.Mode != "local" || cfg.Auth.Issuer != "tokencart-authsvc" || cfg.Auth.Audience != "tokencart" ||
+		cfg.Auth.Mode != "local" || cfg.Auth.Issuer != grpcauth.DefaultIssuer || cfg.Auth.Audience != "tokencart" ||
 		cfg.Serve.GRPCAddr != ":8082" || cfg.Serve.AdminAddr != ":9082" || string(cfg.Auth.StalePolicy) != "introspect" ||
 		cfg.Auth.TLSCA != "" || cfg.RateLimit != 50 || cfg.RateBurst != 100 || cfg.RateLimitCallers != 65536 ||
 		cfg.CatalogRefresh != time.Second || cfg.Auth.Leeway != token.DefaultLeeway {

@@ -222,7 +222,7 @@ func validJWT(kid, subject string) jwt {
 		hdr: map[string]any{"alg": "EdDSA", "typ": token.Type, "kid": kid},
 		payload: map[string]any{
 			"iss": grpcauthtest.Issuer, "sub": subject, "aud": []string{grpcauthtest.Audience},
-			"roles": []string{token.RoleCustomer}, "jti": token.NewID(),
+			"roles": []string{token.RoleCustomer}, "jti": token.NewID(), "client_id": grpcauthtest.ClientID,
 			"iat": now.Add(-time.Second).Unix(), "nbf": now.Add(-time.Second).Unix(), "exp": now.Add(time.Hour).Unix(),
 		},
 	}
@@ -335,6 +335,7 @@ func TestHostileTokens(t *testing.T) {
 				{"no exp", bearer(good.with(nil, map[string]any{"exp": absent}).ed25519(key.Private)), codes.Unauthenticated},
 				{"no sub", bearer(good.with(nil, map[string]any{"sub": absent}).ed25519(key.Private)), codes.Unauthenticated},
 				{"no jti", bearer(good.with(nil, map[string]any{"jti": absent}).ed25519(key.Private)), codes.Unauthenticated},
+				{"no client_id", bearer(good.with(nil, map[string]any{"client_id": absent}).ed25519(key.Private)), codes.Unauthenticated},
 				{"payload bit flipped", bearer(parts[0] + "." + string(payloadFlipped) + "." + parts[2]), codes.Unauthenticated},
 				{"signature bit flipped", bearer(parts[0] + "." + parts[1] + "." + string(sigFlipped)), codes.Unauthenticated},
 				{"jku header", bearer(good.with(map[string]any{"jku": "https://evil.example/jwks.json"}, nil).ed25519(key.Private)), codes.Unauthenticated},

@@ -20,10 +20,12 @@ import (
 // testCluster is authsvc plus a changing set of catalogsvc replicas, each
 // replica a process on an address of its own in 127.0.0.0/8.
 type testCluster struct {
-	t           *testing.T
-	out         *cluster.Output
-	log         *tail
-	authAddr    string
+	t        *testing.T
+	out      *cluster.Output
+	log      *tail
+	authAddr string
+	// issuer is authsvc's --issuer: the URL of its public listener.
+	issuer      string
 	catalogArgs []string
 
 	mu       sync.Mutex // guards replicas and nextIP
@@ -68,12 +70,16 @@ func startCluster(t *testing.T, cfg clusterConfig) *testCluster {
 	c := &testCluster{t: t, log: &tail{}, replicas: map[string]*cluster.Process{}, nextIP: 10}
 	c.out = cluster.NewOutput(io.MultiWriter(c.log, logFile))
 	c.authAddr = freeAddr(t, "127.0.0.2")
+	publicAddr := freeAddr(t, "127.0.0.2")
+	c.issuer = "http://" + publicAddr
 	auth, err := cluster.Start(cluster.Spec{
 		Name: "authsvc",
 		Path: filepath.Join(binDir, "authsvc"),
 		Args: append([]string{
 			"--grpc-addr", c.authAddr,
 			"--admin-addr", freeAddr(t, "127.0.0.2"),
+			"--public-addr", publicAddr,
+			"--issuer", c.issuer,
 			"--dsn", cfg.authDSN,
 			"--bootstrap-admin", adminEmail,
 			"--key-publish-delay", keyPublishDelay.String(),
@@ -110,6 +116,7 @@ func startCluster(t *testing.T, cfg clusterConfig) *testCluster {
 	c.catalogArgs = append([]string{
 		"--dsn", cfg.catalogDSN,
 		"--auth-addr", c.authAddr,
+		"--issuer", c.issuer,
 		"--keyset-refresh", keysetRefresh.String(),
 		"--max-connection-age", maxConnAge.String(),
 		"--max-connection-age-grace", maxConnAgeGrace.String(),

@@ -19,8 +19,9 @@ import (
 
 // TestMakeRunQuickStart starts the `make run` launcher, takes the grpcurl
 // walkthrough it prints, runs it verbatim in bash with the real grpcurl,
-// and checks the cart written through one replica is read through another.
-// Then it stops the launcher as Ctrl-C does and expects every process gone.
+// and checks the cart written through one replica is read through another
+// and that curl finds authsvc's discovery document and key set at the
+// issuer URL the launcher printed. Then it stops the launcher as Ctrl-C does and expects every process gone.
 func TestMakeRunQuickStart(t *testing.T) {
 	grpcurl, err := exec.LookPath("grpcurl")
 	if err != nil {
@@ -28,6 +29,12 @@ func TestMakeRunQuickStart(t *testing.T) {
 			t.Fatal("grpcurl not on PATH (make test puts the pinned one there)")
 		}
 		t.Skip("skipping: grpcurl not on PATH; run through make test")
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("curl not on PATH: the walkthrough fetches the discovery document with it")
+		}
+		t.Skip("skipping: curl not on PATH")
 	}
 	t.Parallel()
 	l := startLauncher(t, "--grpcurl", grpcurl)
@@ -46,8 +53,10 @@ func TestMakeRunQuickStart(t *testing.T) {
 	// The list, the registered account, the cart read back through the
 	// last replica after the write through the first, and the admin's
 	// roles.
+	issuer := "http://127.0.0.1:" + strconv.Itoa(l.port-1)
 	for _, want := range []string{"tokencart.catalog.v1.CartService", `"email": "ada@example.com"`, `"quantity": "2"`, `"version": "1"`,
-		`"email": "admin@tokencart.local"`, `"admin",`} {
+		`"email": "admin@tokencart.local"`, `"admin",`,
+		`"issuer":"` + issuer + `"`, `"jwks_uri":"` + issuer + `/.well-known/jwks.json"`, `{"keys":[{"kty":"OKP"`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("walkthrough output lacks %s:\n%s", want, got)
 		}
@@ -69,7 +78,7 @@ const stopBudget = 3 * time.Second
 // default replicas, and what it prints.
 type launcher struct {
 	cmd  *exec.Cmd
-	port int // authsvc's gRPC port; the replicas' follow it
+	port int // authsvc's gRPC port; the replicas' follow it, its public HTTP port is the one below
 	log  *tail
 	// script receives the walkthrough's commands once it is printed.
 	script chan []string
@@ -86,7 +95,8 @@ type launcher struct {
 func startLauncher(t *testing.T, args ...string) *launcher {
 	t.Helper()
 	l := &launcher{
-		port:   freePortRange(t, "127.0.0.1", launcherReplicas+1),
+		// One more port, below authsvc's: its public HTTP listener.
+		port:   freePortRange(t, "127.0.0.1", launcherReplicas+2) + 1,
 		log:    &tail{},
 		script: make(chan []string, 1),
 		later:  make(chan string, 64),
@@ -180,7 +190,11 @@ func (l *launcher) interrupt(t *testing.T) time.Duration {
 	// The launcher exits after its processes have: their ports are closed
 	// by then, and must be by stopBudget in any case.
 	for i := range launcherReplicas + 1 {
-		for _, port := range []int{l.port + i, l.port + 1000 + i} {
+		ports := []int{l.port + i, l.port + 1000 + i}
+		if i == 0 {
+			ports = append(ports, l.port-1) // authsvc's public HTTP listener
+		}
+		for _, port := range ports {
 			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 				c.Close()

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -60,7 +61,7 @@ const TestServiceCredential = "yM+71DmrShUXzHcWFtet4RTdH0/vGiYid4F6AWhuVdY="
 // of the way of tests that all come from 127.0.0.1.
 func Config() authsvc.Config {
 	c := authsvc.DefaultConfig()
-	c.Serve.GRPCAddr, c.Serve.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
+	c.Serve.GRPCAddr, c.Serve.AdminAddr, c.PublicAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	c.Serve.DrainDelay = 0
 	c.Serve.ShutdownTimeout = 5 * time.Second
 	c.Argon2 = authsvc.MinArgon2Params
@@ -95,6 +96,11 @@ type Options struct {
 	// Logger receives the server's logs; nil means warnings and errors go
 	// to the test's output.
 	Logger *slog.Logger
+	// Discoverable puts the public listener on a port chosen before the
+	// start and makes the issuer its URL, so that a consumer can discover
+	// the server from its issuer (the default issuer names a fixed port
+	// that tests do not listen on).
+	Discoverable bool
 }
 
 // Server is a running authsvc replica.
@@ -105,8 +111,8 @@ type Server struct {
 	// Config is the configuration it runs with; DSN names its store.
 	Config authsvc.Config
 	DSN    string
-	// GRPCAddr and AdminAddr are the bound addresses.
-	GRPCAddr, AdminAddr string
+	// GRPCAddr, AdminAddr and PublicAddr are the bound addresses.
+	GRPCAddr, AdminAddr, PublicAddr string
 	// Conn is a client connection to GRPCAddr; Client uses it.
 	Conn   *grpc.ClientConn
 	Client authv1.AuthServiceClient
@@ -119,6 +125,10 @@ type Server struct {
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	cfg := Config()
+	if opts.Discoverable {
+		cfg.PublicAddr = freeAddr(t)
+		cfg.Issuer = "http://" + cfg.PublicAddr
+	}
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
@@ -191,13 +201,28 @@ func Start(t testing.TB, opts Options) *Server {
 	t.Cleanup(func() { serviceConn.Close() })
 	return &Server{
 		Service: svc, Store: st, Config: cfg, DSN: dsn,
-		GRPCAddr: srv.GRPCAddr(), AdminAddr: srv.AdminAddr(),
+		GRPCAddr: srv.GRPCAddr(), AdminAddr: srv.AdminAddr(), PublicAddr: srv.PublicAddr(),
 		Conn: conn, Client: authv1.NewAuthServiceClient(conn), ServiceClient: authv1.NewAuthServiceClient(serviceConn),
 	}
 }
 
-// JWKSURL is the key set's HTTP address.
-func (s *Server) JWKSURL() string { return "http://" + s.AdminAddr + authsvc.JWKSPath }
+// JWKSURL is the key set's HTTP address on the public listener.
+func (s *Server) JWKSURL() string { return "http://" + s.PublicAddr + authsvc.JWKSPath }
+
+// DiscoveryURL is the discovery document's HTTP address on the public
+// listener.
+func (s *Server) DiscoveryURL() string { return "http://" + s.PublicAddr + authsvc.DiscoveryPath }
+
+// freeAddr returns a 127.0.0.1 address whose port is free right now.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("authsvctest: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
 
 // WithToken returns ctx carrying tok as the outgoing bearer token.
 func WithToken(ctx context.Context, tok string) context.Context {

@@ -74,7 +74,9 @@ func startSystem(ctx context.Context, opts Options) (_ *system, err error) {
 	s.authDB = filepath.Join(s.tmp, "authsvc.db")
 	s.auth, err = launch(out, "authsvc", filepath.Join(bin, "authsvc"), addrs[0], addrs[1],
 		[]string{"--dsn", s.authDB},
-		[]string{"AUTHSVC_KEY_ENCRYPTION_KEY=" + kek, "AUTHSVC_SERVICE_CREDENTIALS=" + credential})
+		// The public listener on a free port, not the default :8080 that
+		// `make run` uses.
+		[]string{"AUTHSVC_KEY_ENCRYPTION_KEY=" + kek, "AUTHSVC_SERVICE_CREDENTIALS=" + credential, "AUTHSVC_PUBLIC_ADDR=127.0.0.1:0"})
 	if err != nil {
 		return nil, err
 	}

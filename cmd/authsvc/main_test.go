@@ -33,6 +33,8 @@ func TestBadConfigExitsTwo(t *testing.T) {
 		{"unknown flag", []string{"--no-such-flag"}, nil, "no-such-flag"},
 		{"bad key-encryption key from env", nil, []string{"AUTHSVC_KEY_ENCRYPTION_KEY=too-short"}, "--key-encryption-key"},
 		{"publish delay shorter than the refresh", []string{"--key-publish-delay=1s"}, nil, "--key-publish-delay"},
+		{"publish delay shorter than the promised cache lifetime", []string{"--jwks-max-age=30m"}, nil,
+			"--key-publish-delay (25m0s) must be at least --key-reload-interval (5s) + --jwks-max-age (30m0s)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,7 +56,7 @@ func TestBadConfigExitsTwo(t *testing.T) {
 func TestRunStops(t *testing.T) {
 	cfg := authsvc.DefaultConfig()
 	cfg.DSN = filepath.Join(t.TempDir(), "authsvc.db")
-	cfg.Serve.GRPCAddr, cfg.Serve.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Serve.GRPCAddr, cfg.Serve.AdminAddr, cfg.PublicAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Serve.DrainDelay = 0
 	cfg.Serve.LogLevel = slog.LevelError
 	// Long enough to start on a busy machine.

@@ -61,13 +61,14 @@ func run() error {
 	dataDir := flag.String("data", "var", "directory for the SQLite databases and the development key")
 	host := flag.String("host", "127.0.0.1", "address the services listen on")
 	replicas := flag.Int("replicas", 3, "number of catalogsvc replicas")
-	port := flag.Int("port", 8081, "authsvc's gRPC port; catalogsvc replicas take the next ones, and each admin port is 1000 above its gRPC port")
+	port := flag.Int("port", 8081,
+		"authsvc's gRPC port; catalogsvc replicas take the next ones, each admin port is 1000 above its gRPC port, and authsvc's public HTTP port is the one below")
 	grpcurl := flag.String("grpcurl", "grpcurl", "grpcurl command shown in the walkthrough")
 	logLevel := slog.LevelWarn
 	flag.TextVar(&logLevel, "log-level", logLevel, "level of the services' logs shown: debug, info, warn or error")
 	flag.Parse()
-	if *replicas < 1 || *replicas > 9 || *port < 1 || *port > 64000 {
-		fmt.Fprintln(os.Stderr, "tokencart-run: --replicas must be 1 to 9 and --port 1 to 64000")
+	if *replicas < 1 || *replicas > 9 || *port < 2 || *port > 64000 {
+		fmt.Fprintln(os.Stderr, "tokencart-run: --replicas must be 1 to 9 and --port 2 to 64000")
 		os.Exit(2)
 	}
 
@@ -92,6 +93,10 @@ func run() error {
 	}
 	out := cluster.NewOutput(os.Stdout)
 	authAddr := fmt.Sprintf("%s:%d", *host, *port)
+	publicAddr := net.JoinHostPort(*host, strconv.Itoa(*port-1))
+	// Both services must agree on it; with the default port it is
+	// authsvc's default too.
+	issuer := "http://" + publicAddr
 	common := []string{
 		"--log-format", "text",
 		"--log-level", logLevel.String(),
@@ -122,6 +127,8 @@ func run() error {
 		Args: append([]string{
 			"--grpc-addr", authAddr,
 			"--admin-addr", adminOf(authAddr),
+			"--public-addr", publicAddr,
+			"--issuer", issuer,
 			"--dsn", filepath.Join(*dataDir, "authsvc.db"),
 			"--bootstrap-admin", admin.Email,
 		}, common...),
@@ -150,6 +157,7 @@ func run() error {
 				"--admin-addr", adminOf(addr),
 				"--dsn", filepath.Join(*dataDir, "catalogsvc.db"),
 				"--auth-addr", authAddr,
+				"--issuer", issuer,
 			}, common...),
 			Env:      []string{"CATALOGSVC_SERVICE_CREDENTIAL=" + serviceCredential},
 			GRPCAddr: addr,
@@ -171,7 +179,7 @@ func run() error {
 	}
 	// Last, so that it stays on the screen: a healthy cluster prints
 	// nothing more at the default level.
-	out.Printf("%s", banner(authAddr, catalogAddrs, cluster.QuickStart(grpcurlCommand(*grpcurl), authAddr, catalogAddrs,
+	out.Printf("%s", banner(authAddr, issuer, catalogAddrs, cluster.QuickStart(grpcurlCommand(*grpcurl), authAddr, issuer, catalogAddrs,
 		"ada@example.com", "correct horse battery staple", productID, admin), admin))
 
 	// Serve until Ctrl-C, or until a process dies on its own.
@@ -240,7 +248,7 @@ func grpcurlCommand(pinned string) string {
 }
 
 // banner returns the addresses and the walkthrough, ending in a blank line.
-func banner(authAddr string, catalogAddrs []string, commands []string, admin cluster.Admin) string {
+func banner(authAddr, issuer string, catalogAddrs []string, commands []string, admin cluster.Admin) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\ntokencart is running (Ctrl-C stops it)\n\n")
 	for _, a := range append([]string{authAddr}, catalogAddrs...) {
@@ -250,6 +258,7 @@ func banner(authAddr string, catalogAddrs []string, commands []string, admin clu
 		}
 		fmt.Fprintf(&b, "  %-11s gRPC %s   admin http://%s/metrics\n", name, a, adminOf(a))
 	}
+	fmt.Fprintf(&b, "  %-11s issuer %s (OpenID Connect discovery and JWKS)\n", "authsvc", issuer)
 	fmt.Fprintf(&b, "\n  admin account %s, its password in %s\n", admin.Email, admin.PasswordFile)
 	fmt.Fprintf(&b, "\nTry it (the cart is written through one replica and read through another):\n\n")
 	for _, c := range commands {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -193,6 +194,9 @@ func (c *checker) binary(m *manifests, b binary, secrets secretLookup) *flag.Fla
 		}
 	}
 
+	if fs.Lookup("public-addr") != nil {
+		c.publicPort(m, b, ctr, fs)
+	}
 	c.probes(b, ctr, fs, grpcPort, adminPort)
 	c.termination(b, pod, ctr, fs)
 	c.rollout(m, b, d)
@@ -206,6 +210,32 @@ func (c *checker) binary(m *manifests, b binary, secrets secretLookup) *flag.Fla
 		c.errorf("%s: securityContext: pod runAsUser must be %d, the image's nonroot user", b.name, nonrootUID)
 	}
 	return fs
+}
+
+// publicPort: a binary with a public HTTP listener (authsvc's discovery
+// document and JWKS) has a container port named public on it, and its
+// Service exposes that port under the same name.
+func (c *checker) publicPort(m *manifests, b binary, ctr *corev1.Container, fs *flag.FlagSet) {
+	port, err := portOf(fs, "public-addr")
+	if err != nil {
+		c.errorf("%s: %w", b.name, err)
+		return
+	}
+	if got, ok := namedPort(ctr, "public"); !ok || got != port {
+		c.errorf("%s: ports: container port \"public\" is %d (present %v), but the binary serves its public HTTP listener on %d (--public-addr)", b.name, got, ok, port)
+	}
+	svc := m.service(b.name)
+	if svc == nil {
+		return // reported by serviceFor
+	}
+	i := slices.IndexFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == "public" })
+	if i < 0 {
+		c.errorf("%s: Service %s: no port named public: token consumers cannot reach the discovery document and JWKS", b.name, svc.Name)
+		return
+	}
+	if target, err := resolvePort(ctr, svc.Spec.Ports[i].TargetPort); err != nil || target != port {
+		c.errorf("%s: Service %s: port public targets %v (%v), but the binary serves it on %d", b.name, svc.Name, svc.Spec.Ports[i].TargetPort.String(), err, port)
+	}
 }
 
 // agreement: settings of the two binaries that must fit each other.
@@ -230,6 +260,19 @@ func (c *checker) agreement(m *manifests, flags map[string]*flag.FlagSet) {
 	for _, name := range []string{"issuer", "audience"} {
 		if a, b := str(auth, name), str(catalog, name); a != b {
 			c.errorf("agreement: authsvc mints tokens with --%s %q but catalogsvc accepts only %q", name, a, b)
+		}
+	}
+	// The issuer is where consumers discover authsvc: its Service's public
+	// port, by a name that resolves in the cluster.
+	if u, err := url.Parse(str(auth, "issuer")); err != nil || u.Host == "" {
+		c.errorf("agreement: authsvc --issuer %q is not a URL", str(auth, "issuer"))
+	} else if svc := m.service("authsvc"); svc != nil {
+		host, port := u.Hostname(), u.Port()
+		switch {
+		case !slices.Contains([]string{"authsvc." + namespace + ".svc", "authsvc." + namespace + ".svc.cluster.local"}, host):
+			c.errorf("agreement: authsvc --issuer %q does not name the authsvc Service by a name that resolves in every namespace", u)
+		case !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return strconv.Itoa(int(p.Port)) == port && p.Name == "public" }):
+			c.errorf("agreement: authsvc --issuer %q: port %q is not the authsvc Service's public port", u, port)
 		}
 	}
 	// A new signing key must reach every catalogsvc replica before it signs.
@@ -814,6 +857,7 @@ func (c *checker) network(m *manifests) {
 	client := outside("a client pod (tokencart.io/client=true) in another namespace", "shop", map[string]string{"tokencart.io/client": "true"})
 	stranger := outside("an unlabelled pod in another namespace", "shop", map[string]string{"app": "other"})
 	prometheus := outside("Prometheus", "monitoring", map[string]string{"app.kubernetes.io/name": "prometheus"})
+	istiod := outside("istiod", "istio-system", map[string]string{"app": "istiod"})
 	dns := outside("cluster DNS", "kube-system", map[string]string{"k8s-app": "kube-dns"},
 		corev1.ContainerPort{Name: "dns", ContainerPort: 53, Protocol: corev1.ProtocolUDP},
 		corev1.ContainerPort{Name: "dns-tcp", ContainerPort: 53, Protocol: corev1.ProtocolTCP})
@@ -835,6 +879,13 @@ func (c *checker) network(m *manifests) {
 		{catalogPod, authPod, "grpc", corev1.ProtocolTCP, true},
 		{client, catalogPod, "grpc", corev1.ProtocolTCP, true},
 		{client, authPod, "grpc", corev1.ProtocolTCP, true},
+		{catalogPod, authPod, "public", corev1.ProtocolTCP, true},
+		{client, authPod, "public", corev1.ProtocolTCP, true},
+		{istiod, authPod, "public", corev1.ProtocolTCP, true},
+		{stranger, authPod, "public", corev1.ProtocolTCP, false},
+		{prometheus, authPod, "public", corev1.ProtocolTCP, false},
+		{istiod, authPod, "grpc", corev1.ProtocolTCP, false},
+		{istiod, authPod, "metrics", corev1.ProtocolTCP, false},
 		{prometheus, catalogPod, "metrics", corev1.ProtocolTCP, true},
 		{prometheus, authPod, "metrics", corev1.ProtocolTCP, true},
 		{authPod, db, "postgres", corev1.ProtocolTCP, true},

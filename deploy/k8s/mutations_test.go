@@ -150,7 +150,46 @@ func TestCheckCatchesBrokenManifests(t *testing.T) {
 		{
 			name:   "issuer differs between the services",
 			mutate: func(m *manifests) { setEnv(m, "catalogsvc", "CATALOGSVC_ISSUER", "https://auth.example.com") },
-			want:   `agreement: authsvc mints tokens with --issuer "tokencart-authsvc" but catalogsvc accepts only "https://auth.example.com"`,
+			want:   `agreement: authsvc mints tokens with --issuer "http://authsvc.tokencart.svc.cluster.local:8080" but catalogsvc accepts only "https://auth.example.com"`,
+		},
+		{
+			name: "issuer names no Service",
+			mutate: func(m *manifests) {
+				setEnv(m, "authsvc", "AUTHSVC_ISSUER", "http://auth.example.com:8080")
+				setEnv(m, "catalogsvc", "CATALOGSVC_ISSUER", "http://auth.example.com:8080")
+			},
+			want: `agreement: authsvc --issuer "http://auth.example.com:8080" does not name the authsvc Service`,
+		},
+		{
+			name: "issuer on the gRPC port",
+			mutate: func(m *manifests) {
+				setEnv(m, "authsvc", "AUTHSVC_ISSUER", "http://authsvc.tokencart.svc:8081")
+				setEnv(m, "catalogsvc", "CATALOGSVC_ISSUER", "http://authsvc.tokencart.svc:8081")
+			},
+			want: `port "8081" is not the authsvc Service's public port`,
+		},
+		{
+			name:   "http issuer without --issuer-allow-http",
+			mutate: func(m *manifests) { setEnv(m, "authsvc", "AUTHSVC_ISSUER_ALLOW_HTTP", "false") },
+			want:   "--issuer-allow-http",
+		},
+		{
+			name:   "public port not exposed by the Service",
+			mutate: func(m *manifests) { svc := m.service("authsvc"); svc.Spec.Ports = svc.Spec.Ports[:1] },
+			want:   "authsvc: Service authsvc: no port named public",
+		},
+		{
+			name:   "public listener moved, container port not",
+			mutate: func(m *manifests) { setEnv(m, "authsvc", "AUTHSVC_PUBLIC_ADDR", ":8443") },
+			want:   `authsvc: ports: container port "public" is 8080`,
+		},
+		{
+			name: "JWKS consumers cut off",
+			mutate: func(m *manifests) {
+				np := m.netpol("authsvc-ingress")
+				np.Spec.Ingress = slices.Delete(np.Spec.Ingress, 1, 2)
+			},
+			want: "network: istiod -> authsvc port public",
 		},
 		{
 			name: "catalogsvc refreshes the key set slower than keys are published",
@@ -513,7 +552,7 @@ func TestCheckCatchesBrokenManifests(t *testing.T) {
 		{
 			name: "metrics open to clients",
 			mutate: func(m *manifests) {
-				m.netpol("authsvc-ingress").Spec.Ingress[1].From = nil
+				m.netpol("authsvc-ingress").Spec.Ingress[2].From = nil
 			},
 			want: "network: a client pod (tokencart.io/client=true) in another namespace -> authsvc port metrics (9081/TCP) is allowed",
 		},

@@ -15,11 +15,13 @@ type Admin struct {
 // QuickStart returns a copy-paste grpcurl session against a running
 // cluster: register, log in, add to the cart through the first catalogsvc
 // replica and read the cart back through another, then log in as the admin
-// (its password read from its file) and show its roles. Each element is one
+// (its password read from its file) and show its roles, and fetch authsvc's
+// OpenID Connect discovery document and key set from its issuer URL with
+// curl, as a token consumer does. Each element is one
 // shell command; they are meant to run in one shell, in order (the login
 // lines set TOKEN and ADMIN_TOKEN for the others). grpcurl is the command
 // to invoke.
-func QuickStart(grpcurl, authAddr string, catalogAddrs []string, email, password, productID string, admin Admin) []string {
+func QuickStart(grpcurl, authAddr, issuer string, catalogAddrs []string, email, password, productID string, admin Admin) []string {
 	readAddr := catalogAddrs[len(catalogAddrs)-1]
 	creds := fmt.Sprintf(`'{"email": %q, "password": %q}'`, email, password)
 	adminCreds := fmt.Sprintf(`"{\"email\": \"%s\", \"password\": \"$(cat %s)\"}"`, admin.Email, admin.PasswordFile)
@@ -34,6 +36,8 @@ func QuickStart(grpcurl, authAddr string, catalogAddrs []string, email, password
 		fmt.Sprintf(`%s -plaintext -H "authorization: Bearer $TOKEN" %s tokencart.catalog.v1.CartService/GetCart`, grpcurl, readAddr),
 		fmt.Sprintf(`ADMIN_TOKEN=$(%s -plaintext -d %s %s tokencart.auth.v1.AuthService/Login | %s)`, grpcurl, adminCreds, authAddr, accessToken),
 		fmt.Sprintf(`%s -plaintext -H "authorization: Bearer $ADMIN_TOKEN" %s tokencart.auth.v1.AuthService/GetMe`, grpcurl, authAddr),
+		fmt.Sprintf("curl -fsS %s/.well-known/openid-configuration", issuer),
+		fmt.Sprintf("curl -fsS %s/.well-known/jwks.json", issuer),
 	}
 }
 

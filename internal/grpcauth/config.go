@@ -93,6 +93,12 @@ type Config struct {
 	Now func() time.Time
 }
 
+// DefaultIssuer is authsvc's default --issuer, and so the issuer services
+// expect by default: the URL of authsvc's public HTTP listener (its
+// discovery document and JWKS) at its default address, as `make run`
+// starts it.
+const DefaultIssuer = "http://127.0.0.1:8080"
+
 // RegisterFlags binds c's fields (but Log and Now) to flags on fs, with
 // their defaults, for a service that checks authsvc's tokens.
 func RegisterFlags(fs *flag.FlagSet, c *Config) {
@@ -104,7 +110,7 @@ func RegisterFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.ServiceCredential, "service-credential", "",
 		"secret presented to authsvc's revocation feed and introspection: one of authsvc's --service-credentials (secret; prefer the environment variable)")
 	fs.StringVar(&c.Mode, "auth-mode", ModeLocal, "token validation: local (verify signatures against authsvc's keys, follow its revocations) or remote (introspect every token at authsvc)")
-	fs.StringVar(&c.Issuer, "issuer", "tokencart-authsvc", "required token issuer (iss)")
+	fs.StringVar(&c.Issuer, "issuer", DefaultIssuer, "required token issuer (iss): authsvc's --issuer")
 	fs.StringVar(&c.Audience, "audience", "tokencart", "required token audience (aud)")
 	fs.DurationVar(&c.Leeway, "token-leeway", token.DefaultLeeway, fmt.Sprintf("clock skew tolerated on token times (at most %v)", token.MaxLeeway))
 	fs.DurationVar(&c.KeySetRefresh, "keyset-refresh", DefaultKeySetRefresh, "how often to refetch authsvc's key set; keep it well below authsvc's key publish delay")

@@ -24,7 +24,7 @@ import (
 func mintIn(t *testing.T, fake *grpcauthtest.Server, subject, sid string, iat time.Time) string {
 	t.Helper()
 	return fake.MintClaims(t, token.Claims{
-		Issuer: grpcauthtest.Issuer, Subject: subject, Audience: []string{grpcauthtest.Audience},
+		Issuer: grpcauthtest.Issuer, Subject: subject, Audience: []string{grpcauthtest.Audience}, ClientID: grpcauthtest.ClientID,
 		TokenID: token.NewID(), SessionID: sid, IssuedAt: iat, Expiry: iat.Add(time.Hour),
 	})
 }

@@ -125,7 +125,7 @@ func TestLocalRefusesBadTokens(t *testing.T) {
 	v := startValidator(t, fake, baseConfig())
 	now := time.Now()
 	good := token.Claims{Issuer: grpcauthtest.Issuer, Subject: "u", Audience: []string{grpcauthtest.Audience},
-		TokenID: token.NewID(), IssuedAt: now.Add(-time.Minute), Expiry: now.Add(time.Hour)}
+		ClientID: grpcauthtest.ClientID, TokenID: token.NewID(), IssuedAt: now.Add(-time.Minute), Expiry: now.Add(time.Hour)}
 	with := func(f func(*token.Claims)) string {
 		c := good
 		c.TokenID = token.NewID()
@@ -133,15 +133,30 @@ func TestLocalRefusesBadTokens(t *testing.T) {
 		return fake.MintClaims(t, c)
 	}
 	valid := fake.Mint(t, "u")
+	raw := func(hdr map[string]any, drop string) string {
+		p := map[string]any{"iss": good.Issuer, "sub": good.Subject, "aud": good.Audience, "client_id": good.ClientID,
+			"jti": token.NewID(), "iat": good.IssuedAt.Unix(), "exp": good.Expiry.Unix(), "roles": []string{}}
+		delete(p, drop)
+		return fake.MintRaw(t, hdr, p)
+	}
 	tests := []struct {
 		name string
 		raw  string
 	}{
 		{"garbage", "not-a-token"},
+		{"typ JWT", raw(map[string]any{"alg": "EdDSA", "typ": "JWT"}, "")},
+		{"no typ", raw(map[string]any{"alg": "EdDSA"}, "")},
+		{"no client_id (minted before RFC 9068)", raw(map[string]any{"alg": "EdDSA", "typ": "at+jwt"}, "client_id")},
+		{"no jti", raw(map[string]any{"alg": "EdDSA", "typ": "at+jwt"}, "jti")},
+		{"no sub", raw(map[string]any{"alg": "EdDSA", "typ": "at+jwt"}, "sub")},
 		{"wrong issuer", with(func(c *token.Claims) { c.Issuer = "evil" })},
 		{"wrong audience", with(func(c *token.Claims) { c.Audience = []string{"other"} })},
 		{"expired", with(func(c *token.Claims) { c.IssuedAt = now.Add(-2 * time.Hour); c.Expiry = now.Add(-time.Hour) })},
 		{"bit flipped", valid[:len(valid)-5] + flip(valid[len(valid)-5]) + valid[len(valid)-4:]},
+	}
+	// The crafted tokens differ from good only where their names say.
+	if _, err := v.Authenticate(context.Background(), raw(map[string]any{"alg": "EdDSA", "typ": "at+jwt"}, "")); err != nil {
+		t.Fatalf("crafted control token refused: %v", err)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

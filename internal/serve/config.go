@@ -155,7 +155,7 @@ func (c *Config) Validate() error {
 	if c.Name == "" {
 		errs = append(errs, errors.New("service name is required"))
 	}
-	errs = append(errs, validateAddr("grpc-addr", c.GRPCAddr), validateAddr("admin-addr", c.AdminAddr))
+	errs = append(errs, ValidateAddr("--grpc-addr", c.GRPCAddr), ValidateAddr("--admin-addr", c.AdminAddr))
 	if c.GRPCAddr != "" && c.GRPCAddr == c.AdminAddr {
 		if _, port, err := net.SplitHostPort(c.GRPCAddr); err == nil && port != "0" {
 			errs = append(errs, fmt.Errorf("--grpc-addr and --admin-addr must differ, both are %q", c.GRPCAddr))
@@ -230,16 +230,18 @@ func (c *Config) tlsMode() string {
 	return "plaintext"
 }
 
-func validateAddr(flagName, addr string) error {
+// ValidateAddr checks that addr is a listen address, host:port, naming it
+// as what (e.g. "--grpc-addr") in the error.
+func ValidateAddr(what, addr string) error {
 	if addr == "" {
-		return fmt.Errorf("--%s is required (host:port, e.g. :8080)", flagName)
+		return fmt.Errorf("%s is required (host:port, e.g. :8080)", what)
 	}
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("--%s %q is not host:port: %w", flagName, addr, err)
+		return fmt.Errorf("%s %q is not host:port: %w", what, addr, err)
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return fmt.Errorf("--%s %q: port must be a number from 0 to 65535", flagName, addr)
+		return fmt.Errorf("%s %q: port must be a number from 0 to 65535", what, addr)
 	}
 	return nil
 }

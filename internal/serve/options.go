@@ -14,18 +14,19 @@ import (
 type Option func(*options)
 
 type options struct {
-	collectors   []prometheus.Collector
-	authSet      bool
-	authFn       auth.AuthFunc
-	public       []string
-	checks       []readinessCheck
-	routes       []route
-	unary        []grpc.UnaryServerInterceptor
-	stream       []grpc.StreamServerInterceptor
-	serverOpts   []grpc.ServerOption
-	pollInterval time.Duration
-	services     []service
-	background   []func(context.Context) error
+	collectors    []prometheus.Collector
+	authSet       bool
+	authFn        auth.AuthFunc
+	publicMethods []string
+	checks        []readinessCheck
+	routes        []route
+	public        *publicListener
+	unary         []grpc.UnaryServerInterceptor
+	stream        []grpc.StreamServerInterceptor
+	serverOpts    []grpc.ServerOption
+	pollInterval  time.Duration
+	services      []service
+	background    []func(context.Context) error
 
 	noMalformed bool // benchmarks only: register handlers unwrapped (malformed.go)
 }
@@ -61,7 +62,7 @@ func WithAuth(fn auth.AuthFunc, public []string) Option {
 	return func(o *options) {
 		o.authSet = true
 		o.authFn = fn
-		o.public = append([]string(nil), public...)
+		o.publicMethods = append([]string(nil), public...)
 	}
 }
 
@@ -102,6 +103,26 @@ func WithReadiness(name string, check func(ctx context.Context) error) Option {
 func WithHTTPHandler(pattern string, h http.Handler) Option {
 	return func(o *options) {
 		o.routes = append(o.routes, route{pattern: pattern, handler: h})
+	}
+}
+
+// publicListener is the public HTTP listener of [WithPublicHTTP].
+type publicListener struct {
+	addr    string
+	handler http.Handler
+}
+
+// WithPublicHTTP serves h on a third listener at addr (host:port; port 0
+// picks a free one, see [Server.PublicAddr]), plain HTTP, for documents
+// anyone may read, such as an OpenID Connect discovery document and its
+// JWKS. Unlike the admin port it carries no metrics, probes or pprof, so it
+// can be exposed beyond the pod: Kubernetes Services, meshes, gateways. It
+// starts and stops with the admin server: it keeps answering through the
+// drain. h must be cheap and must not need authentication: nothing on this
+// listener is rate limited.
+func WithPublicHTTP(addr string, h http.Handler) Option {
+	return func(o *options) {
+		o.public = &publicListener{addr: addr, handler: h}
 	}
 }
 

@@ -78,6 +78,8 @@ type Server struct {
 	log          *slog.Logger
 	grpc         *grpc.Server
 	admin        *http.Server
+	publicHTTP   *http.Server // nil without WithPublicHTTP
+	publicListen string       // WithPublicHTTP's address
 	metrics      *grpcprom.ServerMetrics
 	malformed    *malformedRequests // nil only in benchmarks that measure without it
 	registry     *prometheus.Registry
@@ -100,8 +102,8 @@ type Server struct {
 	ready       chan struct{} // closed once the listeners are bound
 
 	// Written by Run before ready is closed, read-only afterwards.
-	grpcAddr, adminAddr string
-	services            []string // health status names: "" and every registered service
+	grpcAddr, adminAddr, publicAddr string
+	services                        []string // health status names: "" and every registered service
 
 	// Owned by Run's goroutine, then by the readiness poller.
 	lastStatus  healthpb.HealthCheckResponse_ServingStatus
@@ -177,6 +179,15 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.admin = admin
+	if o.public != nil {
+		if err := ValidateAddr("public HTTP address", o.public.addr); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+		if o.public.handler == nil {
+			return nil, errors.New("serve: WithPublicHTTP needs a non-nil handler")
+		}
+		s.publicHTTP, s.publicListen = s.newPublicServer(o.public.handler), o.public.addr
+	}
 
 	tp, stopTracing, err := newTracerProvider(context.Background(), cfg.Name)
 	if err != nil {
@@ -237,7 +248,7 @@ func (s *Server) setPublic(o *options) error {
 	} {
 		s.publicServices[svc] = true
 	}
-	for _, m := range o.public {
+	for _, m := range o.publicMethods {
 		svc, method, ok := strings.Cut(strings.TrimPrefix(m, "/"), "/")
 		if !strings.HasPrefix(m, "/") || !ok || svc == "" || method == "" || strings.Contains(method, "/") {
 			return fmt.Errorf("serve: public method %q is not a full method name like /pkg.Service/Method", m)
@@ -285,6 +296,10 @@ func (s *Server) GRPCAddr() string { return s.grpcAddr }
 // AdminAddr returns the bound admin HTTP address; valid once Ready is closed.
 func (s *Server) AdminAddr() string { return s.adminAddr }
 
+// PublicAddr returns the bound address of the [WithPublicHTTP] listener,
+// or "" without one; valid once Ready is closed.
+func (s *Server) PublicAddr() string { return s.publicAddr }
+
 // serveResult is what a Serve goroutine reports when it returns.
 type serveResult struct {
 	what string
@@ -328,6 +343,15 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		gl.Close()
 		return fmt.Errorf("serve: listen for admin HTTP: %w", err)
 	}
+	var pl net.Listener
+	if s.publicHTTP != nil {
+		if pl, err = lc.Listen(ctx, "tcp", s.publicListen); err != nil {
+			gl.Close()
+			al.Close()
+			return fmt.Errorf("serve: listen for public HTTP: %w", err)
+		}
+		s.publicAddr = pl.Addr().String()
+	}
 	s.grpcAddr, s.adminAddr = gl.Addr().String(), al.Addr().String()
 
 	s.services = []string{""}
@@ -351,17 +375,22 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	s.refreshHealth(ctx)
 	close(s.ready)
 
-	results := make(chan serveResult, 2)
+	results := make(chan serveResult, 3)
+	pending := 2
 	go func() { results <- serveResult{"gRPC server", s.grpc.Serve(gl)} }()
 	go func() { results <- serveResult{"admin HTTP server", s.admin.Serve(al)} }()
+	if pl != nil {
+		pending++
+		go func() { results <- serveResult{"public HTTP server", s.publicHTTP.Serve(pl)} }()
+	}
 	pollCtx, stopPolling := context.WithCancel(ctx)
 	defer stopPolling()
 	var poller sync.WaitGroup
 	poller.Go(func() { s.pollReadiness(pollCtx) })
-	s.log.InfoContext(ctx, "serving", "grpc_addr", s.grpcAddr, "grpc_transport", s.cfg.tlsMode(), "admin_addr", s.adminAddr)
+	s.log.InfoContext(ctx, "serving", "grpc_addr", s.grpcAddr, "grpc_transport", s.cfg.tlsMode(), "admin_addr", s.adminAddr,
+		"public_addr", s.publicAddr)
 
 	var errs []error
-	pending := 2
 	select {
 	case <-ctx.Done():
 		s.log.InfoContext(ctx, "shutting down", "drain_delay", s.cfg.DrainDelay.String())
@@ -445,8 +474,17 @@ func (s *Server) shutdown(ctx context.Context, drain bool) {
 
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), adminShutdownTimeout)
 	defer cancel()
-	if err := s.admin.Shutdown(actx); err != nil {
-		// Idle admin connections outlived the timeout; close them.
-		_ = s.admin.Close()
+	var wg sync.WaitGroup
+	for _, h := range []*http.Server{s.admin, s.publicHTTP} {
+		if h == nil {
+			continue
+		}
+		wg.Go(func() {
+			if err := h.Shutdown(actx); err != nil {
+				// Idle connections outlived the timeout; close them.
+				_ = h.Close()
+			}
+		})
 	}
+	wg.Wait()
 }

@@ -9,7 +9,9 @@ import (
 	"time"
 )
 
-// Type is the JOSE typ header of every access token (RFC 9068).
+// Type is the JOSE typ header of every access token (RFC 9068, section
+// 2.1). Verify also accepts its full media type, "application/at+jwt", in
+// any case, as RFC 9068 section 4 requires of a resource server.
 const Type = "at+jwt"
 
 // Limits and defaults of the format.
@@ -20,6 +22,8 @@ const (
 	MaxLeeway = 60 * time.Second
 	// DefaultLeeway is the clock skew tolerated when none is configured.
 	DefaultLeeway = 30 * time.Second
+	// maxClientIDLen bounds the client_id claim a token may carry.
+	maxClientIDLen = 255
 	// DefaultLifetime is an access token's lifetime when none is configured.
 	DefaultLifetime = 24 * time.Hour
 )
@@ -51,10 +55,16 @@ type Claims struct {
 	Audience []string
 	Roles    []string
 	TokenID  string
+	// ClientID is the client_id claim (RFC 9068, section 2.2): the OAuth
+	// client the token was issued to. Required.
+	ClientID string
 	// SessionID is the sid claim: the session (one login, kept across
 	// refreshes) the token was issued in. Empty in tokens that name none.
 	SessionID string
 	IssuedAt  time.Time
+	// AuthTime is the auth_time claim: when the user last authenticated
+	// (the login that started the session). Zero in tokens that carry none.
+	AuthTime  time.Time
 	NotBefore time.Time
 	Expiry    time.Time
 	// KeyID is the kid of the key that signed the token; set by Verify.
@@ -83,12 +93,18 @@ func (c Claims) validateForSigning() error {
 		return fmt.Errorf("%w: subject is empty", ErrClaims)
 	case len(c.Audience) == 0:
 		return fmt.Errorf("%w: audience is empty", ErrClaims)
+	case c.ClientID == "":
+		return fmt.Errorf("%w: client id is empty", ErrClaims)
+	case len(c.ClientID) > maxClientIDLen:
+		return fmt.Errorf("%w: client id longer than %d characters", ErrClaims, maxClientIDLen)
 	case len(c.TokenID) < 16:
 		return fmt.Errorf("%w: token id shorter than 16 characters", ErrClaims)
 	case len(c.SessionID) > maxSessionIDLen:
 		return fmt.Errorf("%w: session id longer than %d characters", ErrClaims, maxSessionIDLen)
 	case c.IssuedAt.IsZero() || c.Expiry.IsZero():
 		return fmt.Errorf("%w: iat and exp are required", ErrClaims)
+	case !c.AuthTime.IsZero() && c.AuthTime.After(c.IssuedAt):
+		return fmt.Errorf("%w: auth_time is after iat", ErrClaims)
 	case !c.Expiry.After(c.IssuedAt):
 		return fmt.Errorf("%w: exp is not after iat", ErrClaims)
 	}

@@ -6,8 +6,11 @@
 // The verifier is deliberately narrow: EdDSA only, a bounded size checked
 // before any parsing, a protected header of exactly alg, kid and typ (no
 // jku, x5u, jwk, crit or zip), the key chosen by kid from the key set only,
-// exact issuer, our audience, a required exp and jti, and nbf/iat checked
-// with a small leeway. Revocation is not this package's concern: callers
+// exact issuer, our audience, the claims RFC 9068 requires (exp, iat, jti,
+// sub and client_id), and nbf/iat checked with a small leeway. A token
+// without client_id (authsvc minted none before it followed RFC 9068) is
+// refused: its holder refreshes it, which RefreshToken allows without an
+// access token. Revocation is not this package's concern: callers
 // check Claims.TokenID against their revocation set.
 //
 // There is no gRPC here.

@@ -283,6 +283,8 @@ func claimsSeeds(key token.SigningKey) []claimsSeed {
 		{"wrong-iss", goodHdr, js(clone(pl, "iss", "https://evil.test"))},
 		{"aud-other", goodHdr, js(clone(pl, "aud", []string{"other"}))},
 		{"missing-exp", goodHdr, js(clone(pl, "exp", nil))},
+		{"missing-client-id", goodHdr, js(clone(pl, "client_id", nil))},
+		{"typ-jwt", js(clone(hdr, "typ", "JWT")), js(pl)},
 		{"exp-float", goodHdr, []byte(strings.Replace(string(js(pl)), `"exp":`, `"exp":1e300,"x":`, 1))},
 		{"nbf-huge", goodHdr, js(clone(pl, "nbf", 9.3e18))},
 		{"iat-future", goodHdr, js(clone(pl, "iat", testNow.Add(time.Hour).Unix()))},

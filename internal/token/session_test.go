@@ -42,7 +42,7 @@ func TestSessionIDClaim(t *testing.T) {
 	}
 	now := time.Now()
 	base := token.Claims{
-		Issuer: "iss", Subject: "sub", Audience: []string{"aud"}, TokenID: token.NewID(),
+		Issuer: "iss", Subject: "sub", Audience: []string{"aud"}, TokenID: token.NewID(), ClientID: "c",
 		IssuedAt: now, Expiry: now.Add(time.Hour),
 	}
 	v, err := token.NewVerifier(token.VerifierConfig{

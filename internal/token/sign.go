@@ -31,7 +31,11 @@ func (k SigningKey) Public() ed25519.PublicKey {
 
 // privateClaims are the claims beyond the registered ones.
 type privateClaims struct {
-	Roles []string `json:"roles"`
+	// ClientID is the RFC 9068 client_id claim.
+	ClientID string `json:"client_id"`
+	// AuthTime is the OpenID Connect auth_time claim, omitted when unknown.
+	AuthTime *jwt.NumericDate `json:"auth_time,omitempty"`
+	Roles    []string         `json:"roles"`
 	// SessionID is the OpenID Connect "sid" claim (registered in the IANA
 	// JWT claims registry), omitted when empty.
 	SessionID string `json:"sid,omitempty"`
@@ -68,7 +72,11 @@ func Sign(key SigningKey, c Claims) (string, error) {
 	if roles == nil {
 		roles = []string{}
 	}
-	raw, err := jwt.Signed(signer).Claims(std).Claims(privateClaims{Roles: roles, SessionID: c.SessionID}).Serialize()
+	priv := privateClaims{ClientID: c.ClientID, Roles: roles, SessionID: c.SessionID}
+	if !c.AuthTime.IsZero() {
+		priv.AuthTime = jwt.NewNumericDate(c.AuthTime)
+	}
+	raw, err := jwt.Signed(signer).Claims(std).Claims(priv).Serialize()
 	if err != nil {
 		return "", fmt.Errorf("sign: %w", err)
 	}

@@ -101,8 +101,11 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 	if err := tok.Claims(key, &std, &priv); err != nil {
 		return Claims{}, fmt.Errorf("%w: %w", ErrSignature, err)
 	}
-	if std.Expiry == nil || std.IssuedAt == nil || std.ID == "" || std.Subject == "" {
-		return Claims{}, fmt.Errorf("%w: exp, iat, jti and sub are required", ErrClaims)
+	if std.Expiry == nil || std.IssuedAt == nil || std.ID == "" || std.Subject == "" || priv.ClientID == "" {
+		return Claims{}, fmt.Errorf("%w: exp, iat, jti, sub and client_id are required", ErrClaims)
+	}
+	if len(priv.ClientID) > maxClientIDLen {
+		return Claims{}, fmt.Errorf("%w: client_id longer than %d characters", ErrClaims, maxClientIDLen)
 	}
 	if len(priv.SessionID) > maxSessionIDLen {
 		return Claims{}, fmt.Errorf("%w: sid longer than %d characters", ErrClaims, maxSessionIDLen)
@@ -126,6 +129,7 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 		Audience:  []string(std.Audience),
 		Roles:     priv.Roles,
 		TokenID:   std.ID,
+		ClientID:  priv.ClientID,
 		SessionID: priv.SessionID,
 		IssuedAt:  std.IssuedAt.Time(),
 		Expiry:    std.Expiry.Time(),
@@ -133,6 +137,9 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 	}
 	if std.NotBefore != nil {
 		c.NotBefore = std.NotBefore.Time()
+	}
+	if priv.AuthTime != nil {
+		c.AuthTime = priv.AuthTime.Time()
 	}
 	return c, nil
 }
@@ -181,12 +188,19 @@ func parseHeader(raw string) (header, error) {
 	switch {
 	case h.Alg != string(jose.EdDSA):
 		return header{}, fmt.Errorf("%w: alg %q not allowed", ErrMalformed, h.Alg)
-	case h.Typ != Type:
+	case !isAccessTokenType(h.Typ):
 		return header{}, fmt.Errorf("%w: typ %q, want %q", ErrMalformed, h.Typ, Type)
 	case h.Kid == "" || len(h.Kid) > maxKeyIDLen:
 		return header{}, fmt.Errorf("%w: missing or oversized kid", ErrMalformed)
 	}
 	return h, nil
+}
+
+// isAccessTokenType reports whether typ names an RFC 9068 access token:
+// "at+jwt", or its full media type "application/at+jwt", in any case (media
+// types are case-insensitive, RFC 7515 section 4.1.9).
+func isAccessTokenType(typ string) bool {
+	return strings.EqualFold(typ, Type) || strings.EqualFold(typ, "application/"+Type)
 }
 
 // canonicalBase64URL reports whether seg is the one unpadded base64url

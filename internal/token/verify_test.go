@@ -37,6 +37,7 @@ func validClaims() token.Claims {
 		Audience: []string{testAudience},
 		Roles:    []string{token.RoleCustomer},
 		TokenID:  token.NewID(),
+		ClientID: "tokencart",
 		IssuedAt: testNow.Add(-time.Minute),
 		Expiry:   testNow.Add(time.Hour),
 	}
@@ -86,7 +87,7 @@ func craft(key ed25519.PrivateKey, hdr, payload any) string {
 
 func payload(c token.Claims) map[string]any {
 	return map[string]any{
-		"iss": c.Issuer, "sub": c.Subject, "aud": c.Audience, "roles": c.Roles, "jti": c.TokenID,
+		"iss": c.Issuer, "sub": c.Subject, "aud": c.Audience, "roles": c.Roles, "jti": c.TokenID, "client_id": c.ClientID,
 		"iat": c.IssuedAt.Unix(), "nbf": c.IssuedAt.Unix(), "exp": c.Expiry.Unix(),
 	}
 }
@@ -151,7 +152,10 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 		{"kid with path characters", craft(key.Private, with(hdr, "kid", "../../etc/passwd"), payload(good)), token.ErrUnknownKey},
 		{"kid with SQL", craft(key.Private, with(hdr, "kid", "x' OR '1'='1"), payload(good)), token.ErrUnknownKey},
 		{"right kid, other key's signature", craft(other.Private, hdr, payload(good)), token.ErrSignature},
-		{"wrong typ", craft(key.Private, with(hdr, "typ", "JWT"), payload(good)), token.ErrMalformed},
+		{"typ JWT", craft(key.Private, with(hdr, "typ", "JWT"), payload(good)), token.ErrMalformed},
+		{"typ id_token style", craft(key.Private, with(hdr, "typ", "application/jwt"), payload(good)), token.ErrMalformed},
+		{"typ at+jwt with a suffix", craft(key.Private, with(hdr, "typ", "at+jwt; x=1"), payload(good)), token.ErrMalformed},
+		{"missing typ", craft(key.Private, with(hdr, "typ", nil), payload(good)), token.ErrMalformed},
 		{"jku header", craft(key.Private, with(hdr, "jku", "https://evil.test/jwks"), payload(good)), token.ErrMalformed},
 		{"x5u header", craft(key.Private, with(hdr, "x5u", "https://evil.test/cert"), payload(good)), token.ErrMalformed},
 		{"jwk header", craft(key.Private, with(hdr, "jwk", map[string]any{"kty": "OKP"}), payload(good)), token.ErrMalformed},
@@ -163,6 +167,12 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 		{"missing exp", craft(key.Private, hdr, with(payload(good), "exp", nil)), token.ErrClaims},
 		{"missing jti", craft(key.Private, hdr, with(payload(good), "jti", nil)), token.ErrClaims},
 		{"missing sub", craft(key.Private, hdr, with(payload(good), "sub", nil)), token.ErrClaims},
+		{"missing iat", craft(key.Private, hdr, with(payload(good), "iat", nil)), token.ErrClaims},
+		{"missing iss", craft(key.Private, hdr, with(payload(good), "iss", nil)), token.ErrClaims},
+		{"missing aud", craft(key.Private, hdr, with(payload(good), "aud", nil)), token.ErrClaims},
+		{"missing client_id", craft(key.Private, hdr, with(payload(good), "client_id", nil)), token.ErrClaims},
+		{"empty client_id", craft(key.Private, hdr, with(payload(good), "client_id", "")), token.ErrClaims},
+		{"oversized client_id", craft(key.Private, hdr, with(payload(good), "client_id", strings.Repeat("c", 256))), token.ErrClaims},
 		{"expired past leeway", craft(key.Private, hdr, with(payload(good), "exp", testNow.Add(-31*time.Second).Unix())), token.ErrExpired},
 		{"nbf in the future", craft(key.Private, hdr, with(payload(good), "nbf", testNow.Add(2*time.Minute).Unix())), token.ErrNotYetValid},
 		{"iat in the future", craft(key.Private, hdr, with(payload(good), "iat", testNow.Add(2*time.Minute).Unix())), token.ErrNotYetValid},
@@ -180,6 +190,73 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 			_, err := v.Verify(tt.raw)
 			if !errors.Is(err, tt.want) {
 				t.Errorf("Verify error = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestVerifyReturnsEveryClaim checks that each RFC 9068 claim Sign writes
+// comes back from Verify, and that the header is the one RFC 9068 asks for.
+func TestVerifyReturnsEveryClaim(t *testing.T) {
+	key := newKey(t)
+	c := validClaims()
+	c.SessionID = token.NewSessionID(testNow.Add(-2 * time.Hour))
+	c.AuthTime = testNow.Add(-2 * time.Hour)
+	c.NotBefore = c.IssuedAt
+	raw, err := token.Sign(key, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hdr map[string]any
+	seg, _, _ := strings.Cut(raw, ".")
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &hdr); err != nil {
+		t.Fatal(err)
+	}
+	if hdr["typ"] != "at+jwt" || hdr["alg"] != "EdDSA" || hdr["kid"] != key.ID {
+		t.Errorf("header = %v, want typ at+jwt, alg EdDSA, kid %s", hdr, key.ID)
+	}
+	got, err := newVerifier(t, key).Verify(raw)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	tests := []struct {
+		claim     string
+		got, want any
+	}{
+		{"iss", got.Issuer, c.Issuer},
+		{"sub", got.Subject, c.Subject},
+		{"aud", strings.Join(got.Audience, ","), strings.Join(c.Audience, ",")},
+		{"client_id", got.ClientID, c.ClientID},
+		{"jti", got.TokenID, c.TokenID},
+		{"sid", got.SessionID, c.SessionID},
+		{"iat", got.IssuedAt.Unix(), c.IssuedAt.Unix()},
+		{"nbf", got.NotBefore.Unix(), c.NotBefore.Unix()},
+		{"exp", got.Expiry.Unix(), c.Expiry.Unix()},
+		{"auth_time", got.AuthTime.Unix(), c.AuthTime.Unix()},
+		{"roles", strings.Join(got.Roles, ","), strings.Join(c.Roles, ",")},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s = %v, want %v", tt.claim, tt.got, tt.want)
+		}
+	}
+}
+
+// TestVerifyAcceptsMediaTypeSpelling: RFC 9068 section 4 has resource
+// servers accept "application/at+jwt" as well, and media types are
+// case-insensitive.
+func TestVerifyAcceptsMediaTypeSpelling(t *testing.T) {
+	key := newKey(t)
+	v := newVerifier(t, key)
+	for _, typ := range []string{"at+jwt", "application/at+jwt", "AT+JWT", "Application/At+Jwt"} {
+		t.Run(typ, func(t *testing.T) {
+			raw := craft(key.Private, map[string]any{"alg": "EdDSA", "typ": typ, "kid": key.ID}, payload(validClaims()))
+			if _, err := v.Verify(raw); err != nil {
+				t.Errorf("Verify(typ %q): %v", typ, err)
 			}
 		})
 	}
@@ -230,6 +307,8 @@ func TestSignRejectsIncompleteClaims(t *testing.T) {
 		{"no issuer", func(c *token.Claims) { c.Issuer = "" }},
 		{"no audience", func(c *token.Claims) { c.Audience = nil }},
 		{"short jti", func(c *token.Claims) { c.TokenID = "abc" }},
+		{"no client id", func(c *token.Claims) { c.ClientID = "" }},
+		{"auth_time after iat", func(c *token.Claims) { c.AuthTime = c.IssuedAt.Add(time.Second) }},
 		{"exp before iat", func(c *token.Claims) { c.Expiry = c.IssuedAt.Add(-time.Second) }},
 	}
 	for _, tt := range tests {

@@ -9,6 +9,7 @@ package grpcauthtest
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"net"
 	"slices"
@@ -32,8 +33,10 @@ import (
 
 // Defaults of the fake.
 const (
-	Issuer   = "tokencart-authsvc"
+	Issuer   = grpcauth.DefaultIssuer
 	Audience = "tokencart"
+	// ClientID is the client_id of the tokens Mint signs.
+	ClientID = "tokencart"
 	// DefaultHeartbeat is the fake feed's heartbeat interval.
 	DefaultHeartbeat = 100 * time.Millisecond
 )
@@ -156,7 +159,7 @@ func (s *Server) Mint(tb testing.TB, subject string, roles ...string) string {
 	tb.Helper()
 	now := time.Now()
 	return s.MintClaims(tb, token.Claims{
-		Issuer: Issuer, Subject: subject, Audience: []string{Audience}, Roles: roles,
+		Issuer: Issuer, Subject: subject, Audience: []string{Audience}, Roles: roles, ClientID: ClientID,
 		TokenID: token.NewID(), SessionID: token.NewSessionID(now), IssuedAt: now.Add(-time.Second), Expiry: now.Add(time.Hour),
 	})
 }
@@ -172,6 +175,26 @@ func (s *Server) MintClaims(tb testing.TB, c token.Claims) string {
 		tb.Fatal(err)
 	}
 	return raw
+}
+
+// MintRaw signs header and payload, as JSON, with the current signing key
+// and sets the header's kid; unlike MintClaims it checks nothing, so tests
+// can build the tokens an older or foreign issuer would.
+func (s *Server) MintRaw(tb testing.TB, header, payload map[string]any) string {
+	tb.Helper()
+	s.mu.Lock()
+	key := s.signer
+	s.mu.Unlock()
+	header["kid"] = key.ID
+	enc := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	input := enc(header) + "." + enc(payload)
+	return input + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(key.Private, []byte(input)))
 }
 
 // Revoke revokes the one token raw (which must be a token this fake
