@@ -6,10 +6,10 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/tokencart/tokencart/internal/rpcerr"
 )
 
 // The API's protos set features.utf8_validation = NONE, so that a string
@@ -50,7 +50,7 @@ func checkUTF8(req any) error {
 		return nil
 	}
 	if field := invalidUTF8(m.ProtoReflect(), ""); field != "" {
-		return status.Errorf(codes.InvalidArgument, "%s: not valid UTF-8", field)
+		return rpcerr.Invalid(field, "not valid UTF-8")
 	}
 	return nil
 }
