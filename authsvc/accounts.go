@@ -12,12 +12,11 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
 	"github.com/tokencart/tokencart/internal/clientaddr"
-	"github.com/tokencart/tokencart/internal/retryinfo"
+	"github.com/tokencart/tokencart/internal/rpcerr"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -245,7 +244,7 @@ func (s *Service) checkThrottle(ctx context.Context, keys loginKeys) (pairFailed
 	if wait <= 0 {
 		return pairFailed, nil
 	}
-	return pairFailed, retryinfo.Error(codes.ResourceExhausted, "too many failed logins; retry later", wait)
+	return pairFailed, rpcerr.Exhausted(ReasonLoginThrottled, "too many failed logins; retry later", wait)
 }
 
 // throttleDelay is the wait after the (excess+1)th failure beyond a limit.

@@ -14,9 +14,9 @@ import (
 
 	"github.com/tokencart/tokencart/authsvc"
 	"github.com/tokencart/tokencart/authsvc/authsvctest"
+	"github.com/tokencart/tokencart/client"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
 	"github.com/tokencart/tokencart/internal/expect"
-	"github.com/tokencart/tokencart/internal/retryinfo"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -200,7 +200,7 @@ func TestLoginThrottle(t *testing.T) {
 
 func retryDelay(t *testing.T, err error) time.Duration {
 	t.Helper()
-	d, ok := retryinfo.Delay(err)
+	d, ok := client.RetryDelay(err)
 	if !ok {
 		t.Errorf("%v carries no RetryInfo", err)
 	}

@@ -3,19 +3,9 @@ package authsvc
 import (
 	"context"
 	"sync"
-	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
-
-	"github.com/tokencart/tokencart/internal/retryinfo"
 )
-
-// errTooManyStreams refuses a WatchRevocations stream over the bounds. A
-// replica needs one stream at a time; the bounds keep a misbehaving (or
-// compromised) service from holding authsvc's memory and store reads.
-var errTooManyStreams = retryinfo.Error(codes.ResourceExhausted,
-	"too many open revocation streams on this connection, or in all; close one first", 5*time.Second)
 
 // connectionOf names the client connection of a call: its peer's address
 // and port. Not the address alone: behind a service mesh's sidecar, or on

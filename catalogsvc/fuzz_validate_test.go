@@ -18,6 +18,7 @@ import (
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 
 	"github.com/tokencart/tokencart/catalogsvc/cart"
+	"github.com/tokencart/tokencart/internal/rpcerr"
 )
 
 // The fuzz targets of this package run as regression tests in plain
@@ -33,8 +34,8 @@ var (
 )
 
 // verdict checks a validator's answer against the specification's: an
-// accepted input has no error, a refused one an *invalidError, which the
-// service maps to InvalidArgument.
+// accepted input has no error, a refused one an *rpcerr.Error naming a
+// field, which the service maps to InvalidArgument.
 func verdict(t *testing.T, what string, input any, err error, valid bool) {
 	t.Helper()
 	switch {
@@ -43,9 +44,9 @@ func verdict(t *testing.T, what string, input any, err error, valid bool) {
 	case !valid && err == nil:
 		t.Fatalf("%s %q: accepted, but it is invalid", what, input)
 	case err != nil:
-		var inv *invalidError
-		if !errors.As(err, &inv) {
-			t.Fatalf("%s %q: error %T %v is not an invalidError", what, input, err, err)
+		var inv *rpcerr.Error
+		if !errors.As(err, &inv) || len(inv.Violations) != 1 {
+			t.Fatalf("%s %q: error %T %v is not a field violation", what, input, err, err)
 		}
 		if got := status.Code(newErrorMapper(slog.New(slog.DiscardHandler)).Status(context.Background(), err)); got != codes.InvalidArgument {
 			t.Fatalf("%s %q: mapped to %v, want InvalidArgument", what, input, got)
@@ -135,8 +136,8 @@ func FuzzValidateCatalogRequest(f *testing.F) {
 		verdict(t, "product without a price", nil, validateProduct(&catalogv1.Product{Id: id, Name: name, Category: category}), false)
 
 		n, err := pageSize(size)
-		verdict(t, "page size", size, err, size >= 0 && size <= maxPageSize)
-		if err == nil && (n < 1 || n > maxPageSize || (size != 0 && int32(n) != size)) {
+		verdict(t, "page size", size, err, size >= 0)
+		if err == nil && (n < 1 || (size != 0 && n != min(int(size), maxPageSize))) {
 			t.Fatalf("page size %d became %d", size, n)
 		}
 		verdict(t, "category filter", category, validateCategory("category", category, false), category == "" || categoryPattern.MatchString(category))

@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
-	grpcratelimit "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -197,8 +196,8 @@ func SeedProducts() ([]Product, error) {
 	return out, nil
 }
 
-// rateLimitInterceptor is go-grpc-middleware's rate limit with lim, for
-// every method but gRPC health: it runs after authentication, so lim keys
+// rateLimitInterceptor is lim's interceptor, for every method but gRPC
+// health: it runs after authentication, so lim keys
 // authenticated calls by token subject and public ones by client IP.
 // Probes (from the kubelet's address, or any other) are never limited: a
 // refused probe would take the replica out of service, which is what a
@@ -208,5 +207,5 @@ func rateLimitInterceptor(lim *ratelimit.PerCaller) grpc.UnaryServerInterceptor 
 	notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
 		return c.Service != healthpb.Health_ServiceDesc.ServiceName
 	})
-	return selector.UnaryServerInterceptor(grpcratelimit.UnaryServerInterceptor(lim), notHealth)
+	return selector.UnaryServerInterceptor(lim.UnaryServerInterceptor(), notHealth)
 }

@@ -62,16 +62,16 @@ func validateText(field, s string, minLen, maxLen int) error {
 	return nil
 }
 
-// pageSize applies the page_size rules: 0 means the default, 1 to 100 as
-// asked, anything else is invalid.
+// pageSize applies the page_size rules (AIP-158): 0 means the default, 1
+// to 100 as asked, more than 100 is 100, and a negative size is invalid.
 func pageSize(n int32) (int, error) {
 	switch {
 	case n == 0:
 		return defaultPageSize, nil
-	case n < 0 || n > maxPageSize:
-		return 0, invalid("page_size", "must be 0 (for %d) to %d", defaultPageSize, maxPageSize)
+	case n < 0:
+		return 0, invalid("page_size", "must not be negative (0 for %d, at most %d)", defaultPageSize, maxPageSize)
 	}
-	return int(n), nil
+	return min(int(n), maxPageSize), nil
 }
 
 func validatePrice(m *catalogv1.Money) error {

@@ -10,10 +10,13 @@
 // any gRPC target such as "dns:///catalogsvc-headless.tokencart:8082" for a
 // Kubernetes headless service, whose addresses the DNS resolver refreshes.
 //
-//	conn, err := client.Dial("127.0.0.1:8082,127.0.0.1:8083,127.0.0.1:8084")
+//	conn, err := client.Dial("127.0.0.1:8082,127.0.0.1:8083,127.0.0.1:8084", client.Options{})
 //	cart := catalogv1.NewCartServiceClient(conn)
 //	ctx = client.WithToken(ctx, accessToken)
-//	resp, err := cart.AddItem(ctx, &catalogv1.AddItemRequest{ProductId: "espresso-beans-1kg", Quantity: 1})
+//	resp, err := cart.AddItem(ctx, &catalogv1.AddItemRequest{ProductId: "espresso-blend-1kg", Quantity: 1})
+//
+// Errors carry details (AIP-193) that FieldViolations, RetryDelay, Reason
+// and Describe read; see the examples.
 package client
 
 import (

@@ -350,14 +350,11 @@ func refusedAfter(ctx context.Context, addr string, conn *grpc.ClientConn, tok s
 	return 0, fmt.Errorf("replica %s still accepts a token revoked %v ago", addr, time.Since(start).Round(time.Millisecond))
 }
 
-// retryAfter reads the "retry after D" of a rate-limited call's message,
-// 100 ms when there is none.
+// retryAfter reads the RetryInfo of a rate-limited call, 100 ms when there
+// is none.
 func retryAfter(err error) time.Duration {
-	msg := status.Convert(err).Message()
-	if i := strings.LastIndex(msg, "retry after "); i >= 0 {
-		if d, perr := time.ParseDuration(strings.TrimSpace(msg[i+len("retry after "):])); perr == nil {
-			return d
-		}
+	if d, ok := client.RetryDelay(err); ok {
+		return d
 	}
 	return 100 * time.Millisecond
 }

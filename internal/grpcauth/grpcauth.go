@@ -48,6 +48,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tokencart/tokencart/internal/clientaddr"
+	"github.com/tokencart/tokencart/internal/rpcerr"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -60,12 +61,36 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, raw string) (token.Claims, error)
 }
 
+// Reasons (google.rpc.ErrorInfo, domain rpcerr.Domain) of the errors of
+// authentication.
+const (
+	// ReasonTokenMissing: the call carries no bearer token.
+	ReasonTokenMissing = "TOKEN_MISSING"
+	// ReasonTokenMalformed: the authorization metadata is not one
+	// "Bearer <token>" value of a sane size.
+	ReasonTokenMalformed = "TOKEN_MALFORMED"
+	// ReasonTokenInvalid: the token is not valid now (expired, revoked,
+	// or not one of ours): refresh it or log in again.
+	ReasonTokenInvalid = "TOKEN_INVALID"
+	// ReasonRoleRequired: the caller lacks a role; metadata "role" names it.
+	ReasonRoleRequired = "ROLE_REQUIRED"
+	// ReasonAuthUnavailable: the token cannot be checked now; retry.
+	ReasonAuthUnavailable = "AUTH_UNAVAILABLE"
+	// ReasonServiceRequired: the method is for services only.
+	ReasonServiceRequired = "SERVICE_CREDENTIAL_REQUIRED"
+	// ReasonAuthFailuresLimited: too many failed authentications from the
+	// caller's address; RetryInfo says when to try again.
+	ReasonAuthFailuresLimited = "AUTH_FAILURES_LIMITED"
+)
+
 // Errors the interceptor returns, declared once.
 var (
-	errMissingToken = status.Error(codes.Unauthenticated, "missing bearer token")
-	errBadHeader    = status.Error(codes.Unauthenticated, "malformed authorization metadata: want one \"Bearer <token>\" value")
-	errTooLarge     = status.Error(codes.Unauthenticated, "bearer token too large")
-	errInvalidToken = status.Error(codes.Unauthenticated, "invalid or revoked token")
+	errMissingToken = rpcerr.Errorf(codes.Unauthenticated, ReasonTokenMissing, "missing bearer token")
+	errBadHeader    = rpcerr.Errorf(codes.Unauthenticated, ReasonTokenMalformed, "malformed authorization metadata: want one \"Bearer <token>\" value")
+	errTooLarge     = rpcerr.Errorf(codes.Unauthenticated, ReasonTokenMalformed, "bearer token too large")
+	errInvalidToken = rpcerr.Errorf(codes.Unauthenticated, ReasonTokenInvalid, "invalid or revoked token")
+	errNoClaims     = rpcerr.Errorf(codes.Unauthenticated, ReasonTokenMissing, "authentication required")
+	errRoleRequired = rpcerr.Errorf(codes.PermissionDenied, ReasonRoleRequired, "")
 )
 
 type claimsKey struct{}
@@ -128,10 +153,12 @@ func AuthFunc(a Authenticator) auth.AuthFunc {
 func RequireRole(ctx context.Context, role string) error {
 	c, ok := ClaimsFrom(ctx)
 	if !ok {
-		return status.Error(codes.Unauthenticated, "authentication required")
+		return errNoClaims
 	}
 	if !c.HasRole(role) {
-		return status.Errorf(codes.PermissionDenied, "the %s role is required", role)
+		e := errRoleRequired.With("role", role)
+		e.Message = "the " + role + " role is required"
+		return e
 	}
 	return nil
 }

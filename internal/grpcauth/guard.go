@@ -6,11 +6,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc/codes"
-
 	"github.com/tokencart/tokencart/internal/clientaddr"
 	"github.com/tokencart/tokencart/internal/ratelimit"
-	"github.com/tokencart/tokencart/internal/retryinfo"
+	"github.com/tokencart/tokencart/internal/rpcerr"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -114,7 +112,7 @@ func (g *Guard) check(ctx context.Context, k tokenKey) (Attempt, error) {
 	addr := clientaddr.FromContext(ctx, g.hops)
 	if wait, over := g.failures.Exceeded(addr); over {
 		g.refusedAddr.Add(1)
-		return Attempt{}, retryinfo.Error(codes.ResourceExhausted, "too many failed authentications from this address; retry later", wait)
+		return Attempt{}, rpcerr.Exhausted(ReasonAuthFailuresLimited, "too many failed authentications from this address; retry later", wait)
 	}
 	return Attempt{g: g, addr: addr, key: k}, nil
 }

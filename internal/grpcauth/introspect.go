@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
+	"github.com/tokencart/tokencart/internal/rpcerr"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -25,11 +26,11 @@ const (
 var (
 	// errAuthUnavailable is returned when authsvc cannot be asked; the
 	// client may retry, possibly on another replica.
-	errAuthUnavailable = status.Error(codes.Unavailable, "cannot check the token now; retry")
+	errAuthUnavailable = rpcerr.Errorf(codes.Unavailable, ReasonAuthUnavailable, "cannot check the token now; retry")
 	errInactive        = errors.New("token not active")
 	// errServiceRefused: authsvc does not accept this replica's service
 	// credential (a configuration error the replica's log names).
-	errServiceRefused = status.Error(codes.Unavailable, "cannot check the token now: authsvc refused this service's credential; retry")
+	errServiceRefused = rpcerr.Errorf(codes.Unavailable, ReasonAuthUnavailable, "cannot check the token now: authsvc refused this service's credential; retry")
 )
 
 // introspectorConfig configures an introspector.

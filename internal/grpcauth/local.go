@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
+	"github.com/tokencart/tokencart/internal/rpcerr"
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -28,7 +28,7 @@ const (
 
 // errRevocationUnknown refuses a call whose token cannot be checked for
 // revocation (StaleRefuse).
-var errRevocationUnknown = status.Error(codes.Unavailable, "token revocation status unknown; retry later")
+var errRevocationUnknown = rpcerr.Errorf(codes.Unavailable, ReasonAuthUnavailable, "token revocation status unknown; retry later")
 
 // localConfig configures a localAuthenticator.
 type localConfig struct {

@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 
+	"github.com/tokencart/tokencart/internal/rpcerr"
 	"github.com/tokencart/tokencart/internal/secret"
 )
 
@@ -63,9 +63,9 @@ type Services struct {
 
 // Errors of service authentication, declared once.
 var (
-	errServiceRequired = status.Error(codes.Unauthenticated,
+	errServiceRequired = rpcerr.Errorf(codes.Unauthenticated, ReasonServiceRequired,
 		"this method is for services: present a service credential ("+ServiceCredentialHeader+") or an allowed client certificate")
-	errServiceDenied = status.Error(codes.PermissionDenied, "service credential or client certificate not accepted")
+	errServiceDenied = rpcerr.Errorf(codes.PermissionDenied, ReasonServiceRequired, "service credential or client certificate not accepted")
 )
 
 // NewServices checks cfg and returns its Services.

@@ -5,6 +5,10 @@
 // or by key directly (Exceeded and Spend) for limits on other events than
 // calls, such as failed authentications. The buckets remembered are
 // bounded.
+//
+// Do not install PerCaller with go-grpc-middleware's ratelimit
+// interceptor: it rewraps the refusal in a status of its own and so drops
+// the RetryInfo; use [PerCaller.UnaryServerInterceptor].
 package ratelimit
 
 import (
@@ -19,6 +23,8 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/tokencart/tokencart/internal/rpcerr"
 )
 
 // RetryAfterHeader is the response header that tells a limited caller how
@@ -35,8 +41,7 @@ const MinCallers = shards
 const evictionSample = 8
 
 // PerCaller is a set of token buckets, one per caller, with a bounded
-// number of callers remembered. It implements the go-grpc-middleware
-// ratelimit.Limiter interface.
+// number of callers remembered.
 type PerCaller struct {
 	key      func(context.Context) string
 	limit    rate.Limit
@@ -74,8 +79,9 @@ func New(perSecond float64, burst, maxCallers int, key func(context.Context) str
 }
 
 // Limit takes one token from the caller's bucket. When the bucket is empty
-// it returns an error saying when to retry, and sets the retry-after
-// response header.
+// it returns a ResourceExhausted error (reason rpcerr.ReasonRateLimited)
+// whose RetryInfo says when to retry, and sets the retry-after response
+// header for clients that read headers rather than status details.
 func (p *PerCaller) Limit(ctx context.Context) error {
 	delay := p.take(p.key(ctx), p.now())
 	if delay <= 0 {
@@ -83,7 +89,18 @@ func (p *PerCaller) Limit(ctx context.Context) error {
 	}
 	secs := int(math.Ceil(delay.Seconds()))
 	_ = grpc.SetHeader(ctx, metadata.Pairs(RetryAfterHeader, strconv.Itoa(secs)))
-	return fmt.Errorf("per-caller rate limit exceeded; retry after %v", delay.Round(time.Millisecond))
+	return rpcerr.Exhausted(rpcerr.ReasonRateLimited, "per-caller rate limit exceeded; retry later", delay)
+}
+
+// UnaryServerInterceptor refuses the calls that Limit refuses, with Limit's
+// error as it is.
+func (p *PerCaller) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if err := p.Limit(ctx); err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
 }
 
 // Exceeded reports whether key's bucket is empty, and if so how long until

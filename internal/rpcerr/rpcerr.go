@@ -15,6 +15,13 @@
 //
 // The detail of the last two (and of rules marked Log) is logged once, as
 // a field of the call's "finished call" line.
+//
+// Every status the Mapper returns carries a google.rpc.ErrorInfo in
+// Domain (AIP-193): the one of an [Error], or else one whose reason is the
+// code's name ("NOT_FOUND"). Services declare what clients are told as
+// [Error] values: [Invalid] for a bad field (with a google.rpc.BadRequest),
+// [Exhausted] for a limit (with a google.rpc.RetryInfo), [Errorf] for the
+// rest, each with a stable reason.
 package rpcerr
 
 import (
@@ -33,15 +40,16 @@ import (
 // The statuses every service shares.
 var (
 	// ErrInternal is all a client learns of an unexpected failure.
-	ErrInternal = status.Error(codes.Internal, "internal error")
+	ErrInternal = Errorf(codes.Internal, ReasonInternal, "internal error")
 	// ErrStoreUnavailable is a database that cannot work now: clients retry
 	// Unavailable, and every mutation is idempotent (a request id, or a
 	// conditional write), so a retry after a commit whose reply was lost
 	// changes nothing twice.
-	ErrStoreUnavailable = status.Error(codes.Unavailable, "database unavailable; retry shortly")
+	ErrStoreUnavailable = Errorf(codes.Unavailable, ReasonStoreUnavailable, "database unavailable; retry shortly")
 )
 
-// Rule maps the errors that match Target (errors.Is) to Status.
+// Rule maps the errors that match Target (errors.Is) to Status, best an
+// [Error].
 type Rule struct {
 	Target error
 	Status error
@@ -62,11 +70,16 @@ func New(log *slog.Logger, rules ...Rule) *Mapper {
 	return &Mapper{log: log, rules: rules}
 }
 
-// Status returns the status error the client gets for err (nil for nil).
+// Status returns the status error the client gets for err (nil for nil),
+// with an ErrorInfo.
 func (m *Mapper) Status(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
+	return withInfo(status.Convert(m.status(ctx, err))).Err()
+}
+
+func (m *Mapper) status(ctx context.Context, err error) error {
 	var se interface{ GRPCStatus() *status.Status }
 	if errors.As(err, &se) {
 		if any(se) != any(err) {

@@ -13,13 +13,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+
+	"github.com/tokencart/tokencart/internal/rpcerr"
 )
 
 // errInternal is what a client sees when a handler panics; the panic itself
 // goes to the log.
-var errInternal = status.Error(codes.Internal, "internal error")
+var errInternal = rpcerr.ErrInternal
 
 // chain returns the server's interceptors, outermost first. With tracing
 // on, the span is opened before them by the otelgrpc stats handler; with it

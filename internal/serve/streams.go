@@ -5,11 +5,12 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+
+	"github.com/tokencart/tokencart/internal/rpcerr"
 )
 
 // errShuttingDown ends the streams still open when the server stops.
-var errShuttingDown = status.Error(codes.Unavailable, "server shutting down; reconnect")
+var errShuttingDown = rpcerr.Errorf(codes.Unavailable, "SHUTTING_DOWN", "server shutting down; reconnect")
 
 // endStreamsAtStop ends every stream when GracefulStop begins, which waits
 // for open streams: long-lived ones (a health Watch, a revocation feed)
