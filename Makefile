@@ -26,7 +26,9 @@ GRPCURL := $(TOOLS_DIR)/grpcurl
 TEST_TIMEOUT ?= 9m
 
 # The repository's other Go modules, each with a go.mod of its own so that
-# what only it needs stays out of the services' go.mod: deploy/k8s (the
+# what only it needs stays out of the services' go.mod: gen (the API module:
+# the generated stubs, for clients to import without the services'
+# dependencies; the root requires it through a replace), deploy/k8s (the
 # manifest tests: k8s.io, kustomize; it reaches the services through a
 # replace) and bench/jwtbench (the JWT library benchmark: golang-jwt). The
 # root's ./... does not enter them, so test, lint and CI's govulncheck run
@@ -84,6 +86,13 @@ checkgenerate: generate ## Fail when regenerating changes the tree.
 	@if [ -n "$$(git status --porcelain -- gen proto)" ]; then \
 		echo "generated code is out of date; run 'make generate' and commit:"; \
 		git status --porcelain -- gen proto; git diff --stat -- gen proto; exit 1; fi
+
+# What `make breaking` compares the protos with: the default branch.
+BREAKING_AGAINST ?= .git\#branch=main
+
+.PHONY: breaking
+breaking: $(GEN_TOOLS) ## buf breaking (WIRE_JSON) against BREAKING_AGAINST (default: the main branch).
+	$(BUF) breaking --against '$(BREAKING_AGAINST)'
 
 .PHONY: lint
 lint: $(GEN_TOOLS) $(LINT_TOOLS) ## buf lint, buf format, go vet and golangci-lint (in every module).
