@@ -28,6 +28,8 @@ ENV GOTOOLCHAIN=go1.27.3 \
     GOFLAGS=-buildvcs=false \
     CGO_ENABLED=0
 COPY go.mod go.sum ./
+# The API module, which go.mod replaces with this directory.
+COPY gen/go.mod gen/go.sum ./gen/
 RUN --mount=type=cache,target=/go/pkg/mod \
     go mod download
 COPY . .

@@ -26,7 +26,9 @@ GRPCURL := $(TOOLS_DIR)/grpcurl
 TEST_TIMEOUT ?= 9m
 
 # The repository's other Go modules, each with a go.mod of its own so that
-# what only it needs stays out of the services' go.mod: deploy/k8s (the
+# what only it needs stays out of the services' go.mod: gen (the API module:
+# the generated stubs, for clients to import without the services'
+# dependencies; the root requires it through a replace), deploy/k8s (the
 # manifest tests: k8s.io, kustomize; it reaches the services through a
 # replace) and bench/jwtbench (the JWT library benchmark: golang-jwt). The
 # root's ./... does not enter them, so test, lint and CI's govulncheck run
@@ -72,18 +74,36 @@ node: ## npm ci in every npm package of the repository (needs Node.js and npm).
 	for dir in $(NODE_PACKAGES); do \
 		echo "== npm ci $$dir"; \
 		npm ci --prefix "$$dir" --no-audit --no-fund --loglevel=error || exit 1; \
+		touch "$$dir/node_modules/.npm-ci"; \
 	done
 
+# The TypeScript client (clients/ts): buf generate runs its pinned
+# protoc-gen-es from its node_modules, installed by make node or here.
+TS_CLIENT := clients/ts
+TS_CLIENT_STAMP := $(TS_CLIENT)/node_modules/.npm-ci
+
+$(TS_CLIENT_STAMP): $(TS_CLIENT)/package-lock.json
+	@command -v npm >/dev/null || { echo "make generate needs Node.js and npm for $(TS_CLIENT)'s protoc-gen-es" >&2; exit 1; }
+	npm ci --prefix $(TS_CLIENT) --no-audit --no-fund --loglevel=error
+	@touch $@
+
 .PHONY: generate
-generate: $(GEN_TOOLS) ## Regenerate the Go stubs in gen/ from proto/.
+generate: $(GEN_TOOLS) $(TS_CLIENT_STAMP) ## Regenerate the stubs in gen/ (Go) and clients/ts/gen (TypeScript) from proto/.
 	$(BUF) format -w
 	$(BUF) generate
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail when regenerating changes the tree.
-	@if [ -n "$$(git status --porcelain -- gen proto)" ]; then \
+	@if [ -n "$$(git status --porcelain -- gen proto $(TS_CLIENT)/gen)" ]; then \
 		echo "generated code is out of date; run 'make generate' and commit:"; \
-		git status --porcelain -- gen proto; git diff --stat -- gen proto; exit 1; fi
+		git status --porcelain -- gen proto $(TS_CLIENT)/gen; git diff --stat -- gen proto $(TS_CLIENT)/gen; exit 1; fi
+
+# What `make breaking` compares the protos with: the default branch.
+BREAKING_AGAINST ?= .git\#branch=main
+
+.PHONY: breaking
+breaking: $(GEN_TOOLS) ## buf breaking (WIRE_JSON) against BREAKING_AGAINST (default: the main branch).
+	$(BUF) breaking --against '$(BREAKING_AGAINST)'
 
 .PHONY: lint
 lint: $(GEN_TOOLS) $(LINT_TOOLS) ## buf lint, buf format, go vet and golangci-lint (in every module).

@@ -6,6 +6,7 @@ toolchain go1.27.3
 
 require (
 	github.com/tokencart/tokencart v0.0.0-00010101000000-000000000000
+	github.com/tokencart/tokencart/gen v0.0.0-00010101000000-000000000000
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2
 	sigs.k8s.io/json v0.0.0-20250730193827-2d320260d730
@@ -105,3 +106,5 @@ require (
 // The tests check the manifests against the services in this repository,
 // at this commit: their config packages, flags and generated stubs.
 replace github.com/tokencart/tokencart => ../..
+
+replace github.com/tokencart/tokencart/gen => ../../gen
