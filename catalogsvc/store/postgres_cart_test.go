@@ -27,9 +27,8 @@ func addOne(id string) cart.Op { return cart.Op{Kind: cart.Add, ProductID: id, Q
 func TestPostgresRoundTrips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, w := countedPostgres(t, 1) // one connection: its statements are prepared once
-	other, _ := countedPostgres(t, 1)
-	other.pool = db.pool // another replica of the same database, with its own sight of carts
+	db, w := countedPostgres(t, 1)                            // one connection: its statements are prepared once
+	other := &postgresDB{pool: db.pool, seen: newSeenCarts()} // another replica: its own sight of carts
 	mutate := func(t *testing.T, s *postgresDB, owner, id string, op cart.Op) cart.Cart {
 		t.Helper()
 		req := cart.Request{ID: id}
