@@ -92,8 +92,7 @@ func startNodeIssuer(t *testing.T, bin string, tls tlsconfigtest.KeyPair) *nodeI
 			}
 		case <-time.After(testTimeout):
 			cancel()
-			<-done
-			t.Errorf("foreign-issuer.mjs did not exit when its stdin closed")
+			t.Errorf("foreign-issuer.mjs did not exit when its stdin closed; killed: %v", <-done)
 		}
 		cancel()
 	})

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 
 	"github.com/tokencart/tokencart/internal/expect"
@@ -102,4 +103,35 @@ func TestTrustedIssuerGuard(t *testing.T) {
 	if _, err := v.Authenticate(ctx, good); err != nil {
 		t.Errorf("a cached good foreign token from the refused address: %v", err)
 	}
+}
+
+// TestTrustedIssuerMetrics: each trusted issuer's key set shows in the
+// validator's metrics, labelled by issuer.
+func TestTrustedIssuerMetrics(t *testing.T) {
+	t.Parallel()
+	fake := grpcauthtest.Start(t)
+	idp := oidctest.Start(t)
+	cfg := baseConfig()
+	cfg.TrustedIssuers = oidctest.ConfigFile(t, grpcauthtest.Audience, "shop-admin", idp.URL())
+	cfg.TrustedIssuersCA = idp.CAFile(t)
+	v := startValidator(t, fake, cfg)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(v.Collectors()...)
+	loaded := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "tokencart_auth_issuer_keyset_loaded" {
+				for _, m := range mf.GetMetric() {
+					if m.GetLabel()[0].GetValue() == idp.URL() {
+						return m.GetGauge().GetValue()
+					}
+				}
+			}
+		}
+		return -1
+	}
+	expect.Eventually(t, testTimeout, "tokencart_auth_issuer_keyset_loaded{issuer} == 1", func() bool { return loaded() == 1 })
 }

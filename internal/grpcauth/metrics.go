@@ -7,7 +7,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // state (alert on tokencart_auth_revocation_feed_stale == 1: the replica
 // then checks every token by its stale policy).
 func (v *Validator) Collectors() []prometheus.Collector {
-	cs := v.guard.Collectors()
+	cs := append(v.guard.Collectors(), v.foreign.collectors()...)
 	if v.local == nil {
 		return cs
 	}
@@ -68,4 +68,32 @@ func (g *Guard) Collectors() []prometheus.Collector {
 			Help: "Token checks (signature or introspection) that ran and failed.",
 		}, guard(func(_, _, f int64) int64 { return f })),
 	}
+}
+
+// collectors returns, per trusted issuer, whether its keys are loaded and
+// its key-set fetches (alert on tokencart_auth_issuer_keyset_loaded == 0:
+// that issuer's tokens are refused with Unavailable).
+func (f *foreignAuthenticator) collectors() []prometheus.Collector {
+	if f == nil {
+		return nil
+	}
+	var cs []prometheus.Collector
+	for _, iss := range f.issuers.Issuers() {
+		labels := prometheus.Labels{"issuer": iss.Name()}
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "tokencart_auth_issuer_keyset_loaded", ConstLabels: labels,
+				Help: "1 once a trusted issuer's key set has been fetched; 0 while its tokens cannot be checked.",
+			}, func() float64 { return boolValue(iss.Loaded()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "tokencart_auth_issuer_keyset_fetches_total", ConstLabels: labels,
+				Help: "Discovery and JWKS fetches from a trusted issuer attempted.",
+			}, func() float64 { n, _ := iss.Fetches(); return float64(n) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "tokencart_auth_issuer_keyset_fetch_failures_total", ConstLabels: labels,
+				Help: "Discovery and JWKS fetches from a trusted issuer that failed.",
+			}, func() float64 { _, n := iss.Fetches(); return float64(n) }),
+		)
+	}
+	return cs
 }
