@@ -398,6 +398,7 @@ func (n *netCluster) databaseStall(t *testing.T, prof netProfile, probe *shopper
 	must(t, err)
 
 	must(t, n.db.Stall(faultnet.Both, 0))
+	defer n.db.Heal() // when the test fails before it heals the link
 	const deadline = 2 * time.Second
 	requestID := client.NewRequestID()
 	took := make([]time.Duration, 8)
