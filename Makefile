@@ -159,8 +159,8 @@ abuse: ## Abuse scenario (about 2 minutes): refresh churn, anonymous feed calls,
 	go run ./bench/cmd/tokencart-abuse $(ABUSE_FLAGS)
 
 .PHONY: chaos
-chaos: ## The long chaos run: minutes of kills, scaling, rotation and revocation per cart mode.
-	TOKENCART_CHAOS=long go test -count=1 -timeout 45m -run 'TestChaos' -v ./e2e/
+chaos: ## The long chaos run: minutes of kills, scaling, rotation and revocation, then a minute of each network fault, per cart mode.
+	TOKENCART_CHAOS=long go test -count=1 -timeout 45m -run 'TestChaos|TestNetworkFaults' -v ./e2e/
 
 FUZZTIME ?= 1m
 

@@ -31,6 +31,7 @@ import (
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 	"github.com/tokencart/tokencart/internal/cluster"
+	"github.com/tokencart/tokencart/internal/faultnet"
 )
 
 // DefaultPostgresDSN is the server tried when neither Options.PostgresDSN
@@ -83,6 +84,7 @@ type env struct {
 	rawPool   *pgxpool.Pool // the raw upsert loop's pool, on procStorePG's schema
 	pgStore   *store.Store  // catalogsvc's store on procStorePG's schema, for the store-txn loop
 	pgVersion string
+	pgProxy   *faultnet.Proxy // between the services and PostgreSQL (Options.PostgresProxy)
 
 	mu    sync.Mutex // guards conns
 	conns map[string]*client.Conn
@@ -198,6 +200,9 @@ func startEnv(ctx context.Context, opts Options, need map[string]bool) (_ *env, 
 		if s.pg {
 			dsn, err := e.schema(ctx, s.name)
 			if err != nil {
+				return nil, err
+			}
+			if dsn, err = e.postgresVia(dsn); err != nil {
 				return nil, err
 			}
 			args = append(slices.Clone(args), "--dsn", dsn)
@@ -591,6 +596,9 @@ func (e *env) close() {
 		})
 	}
 	wg.Wait()
+	if e.pgProxy != nil {
+		e.pgProxy.Close()
+	}
 	if p := e.procs[procAuth]; p != nil {
 		if err := p.Stop(20 * time.Second); err != nil {
 			fmt.Fprintf(e.opts.Progress, "bench: %v\n", err)

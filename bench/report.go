@@ -113,8 +113,12 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "- Go %s (GOMAXPROCS %d in every process), gRPC-Go %s, pgx %s, PostgreSQL %s\n", m.GoVersion, m.GOMAXPROCS, m.GRPCVersion, m.PgxVersion, orNone(m.Postgres))
 	fmt.Fprintf(w, "- Built from %s\n", m.Source)
 	fmt.Fprintf(w, "- Access tokens of %d bytes, one user per caller; one client connection per replica shared by the callers unless the scenario says otherwise\n", rep.TokenBytes)
-	fmt.Fprintf(w, "- %d closed-loop callers per scenario, %v measured after %v of warm-up, %d interleaved rounds; medians over the rounds\n\n",
+	fmt.Fprintf(w, "- %d closed-loop callers per scenario, %v measured after %v of warm-up, %d interleaved rounds; medians over the rounds\n",
 		o.Concurrency, o.Duration, o.Warmup, o.Rounds)
+	if o.PostgresProxy {
+		fmt.Fprintf(w, "- PostgreSQL behind a faultnet proxy adding %v each way (catalogsvc's store, the session baseline and the raw loops)\n", o.PostgresLatency)
+	}
+	fmt.Fprintln(w)
 
 	fmt.Fprintln(w, "| scenario | calls/s | p50 | p99 | server CPU µs/call | load generator µs/call | PostgreSQL µs/call | other load | errors | calls/s per round |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")

@@ -42,6 +42,11 @@ type Options struct {
 	// TOKENCART_BENCH_POSTGRES_DSN, TOKENCART_TEST_POSTGRES_DSN, then
 	// DefaultPostgresDSN; "-" skips the PostgreSQL scenarios.
 	PostgresDSN string
+	// PostgresProxy puts a faultnet proxy between the services and
+	// PostgreSQL that adds PostgresLatency each way (none when 0), so that
+	// the database is a network hop away.
+	PostgresProxy   bool
+	PostgresLatency time.Duration
 	// RequirePostgres fails the run when PostgreSQL is not reachable,
 	// rather than skipping its scenarios.
 	RequirePostgres bool

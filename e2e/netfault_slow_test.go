@@ -111,6 +111,27 @@ func scrape(t *testing.T, admin string) metrics {
 	return m
 }
 
+// scrapeSum is the sum of the samples of the metric name, at the replica
+// whose admin address is admin, whose labels contain label.
+func scrapeSum(t *testing.T, admin, name, label string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	must(t, err)
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		series, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok || !strings.HasPrefix(series, name+"{") || !strings.Contains(series, label) {
+			continue
+		}
+		if v, err := strconv.ParseFloat(value, 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
 // adminAddr is the admin (HTTP) address of the replica at addr.
 func (c *testCluster) adminAddr(addr string) string {
 	c.mu.Lock()

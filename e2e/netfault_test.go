@@ -371,15 +371,22 @@ func (n *netCluster) authPartition(t *testing.T, probe *shopper) {
 
 // databaseStall stalls the replicas' PostgreSQL link (data dropped, nothing
 // closed) for longer than a call's deadline. Calls must fail with
-// Unavailable or DeadlineExceeded within their deadline, the pools must
-// recover once the link is healed, and a mutation resent with its
-// request_id must be applied once.
+// Unavailable or DeadlineExceeded within their deadline, and the replica
+// must not keep running them past it, each holding a goroutine and a pooled
+// connection for as long as the stall lasts; the pool must serve again once
+// the link is healed, and a mutation resent with its request_id must be
+// applied once. The calls go to a replica of their own, so that theirs are
+// the only ones in flight there.
 func (n *netCluster) databaseStall(t *testing.T, prof netProfile, probe *shopper) {
 	if n.db == nil {
 		t.Skip("this mode has no database link to stall")
 	}
 	ctx := t.Context()
-	conn, err := grpc.NewClient(n.replicas[0], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	addr := n.addReplica()
+	admin := n.adminAddr(addr)
+	// The client's retry policy resends a call that meets the replica
+	// closing the connection for its age.
+	conn, err := client.Dial(addr, client.Options{})
 	must(t, err)
 	defer conn.Close()
 	cart := catalogv1.NewCartServiceClient(conn)
@@ -387,28 +394,41 @@ func (n *netCluster) databaseStall(t *testing.T, prof netProfile, probe *shopper
 	add := func(ctx context.Context, requestID string) (*catalogv1.AddItemResponse, error) {
 		return cart.AddItem(client.WithToken(ctx, tok), &catalogv1.AddItemRequest{ProductId: n.products[0], Quantity: 2, RequestId: requestID})
 	}
-	before, err := getCart(ctx, n.replicas[0], tok)
+	before, err := getCart(ctx, addr, tok)
 	must(t, err)
 
 	must(t, n.db.Stall(faultnet.Both, 0))
+	defer n.db.Heal() // when the test fails before it heals the link
 	const deadline = 2 * time.Second
 	requestID := client.NewRequestID()
-	var slowest time.Duration
-	for range 3 {
-		cctx, cancel := context.WithTimeout(ctx, deadline)
-		start := time.Now()
-		_, err := add(cctx, requestID)
-		took := time.Since(start)
-		cancel()
-		if code := status.Code(err); code != codes.Unavailable && code != codes.DeadlineExceeded {
-			t.Errorf("AddItem with PostgreSQL stalled: %v, want Unavailable or DeadlineExceeded", err)
-		}
-		slowest = max(slowest, took)
-		if took > deadline+2*time.Second {
-			t.Errorf("AddItem with PostgreSQL stalled took %v, deadline %v", took, deadline)
-		}
+	took := make([]time.Duration, 8)
+	var wg sync.WaitGroup
+	for i := range took {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, deadline)
+			defer cancel()
+			start := time.Now()
+			_, err := add(cctx, requestID)
+			took[i] = time.Since(start)
+			if code := status.Code(err); code != codes.Unavailable && code != codes.DeadlineExceeded {
+				t.Errorf("AddItem with PostgreSQL stalled: %v, want Unavailable or DeadlineExceeded", err)
+			}
+		})
 	}
+	wg.Wait()
+	slowest := slices.Max(took)
+	if slowest > deadline+2*time.Second {
+		t.Errorf("AddItem with PostgreSQL stalled took %v, deadline %v", slowest, deadline)
+	}
+	running := func() float64 {
+		return scrapeSum(t, admin, "grpc_server_started_total", `grpc_method="AddItem"`) -
+			scrapeSum(t, admin, "grpc_server_handled_total", `grpc_method="AddItem"`)
+	}
+	expect.Eventually(t, 5*time.Second, "the replica to stop the calls past their deadline", func() bool { return running() == 0 })
 	time.Sleep(prof.window)
+	if r := running(); r != 0 {
+		t.Errorf("%v AddItem calls still run on the replica %v after their deadline", r, prof.window)
+	}
 	n.db.Heal()
 	healed := time.Now()
 
@@ -420,11 +440,11 @@ func (n *netCluster) databaseStall(t *testing.T, prof netProfile, probe *shopper
 		version = resp.GetCart().GetVersion()
 		return err == nil
 	})
-	t.Logf("PostgreSQL stalled: AddItem failed within %v (deadline %v); the pool served again %v after healing",
+	t.Logf("PostgreSQL stalled: 8 AddItem calls failed within %v (deadline %v), none left running on the replica; the pool served again %v after healing",
 		slowest.Round(time.Millisecond), deadline, time.Since(healed).Round(time.Millisecond))
 	again, err := add(ctx, requestID)
 	must(t, err)
-	after, err := getCart(ctx, n.replicas[0], tok)
+	after, err := getCart(ctx, addr, tok)
 	must(t, err)
 	if again.GetCart().GetVersion() != version || after.GetCart().GetVersion() != before.GetCart().GetVersion()+1 {
 		t.Errorf("versions: %d before, %d and %d from the resent AddItem, %d after; want one change",

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -88,7 +89,7 @@ func (p *Proxy) Disconnect() { p.proxy.Stop() }
 
 // Reconnect listens again, on the same address, after Disconnect.
 func (p *Proxy) Reconnect() error {
-	if err := p.proxy.Start(); err != nil && err != toxiproxy.ErrProxyAlreadyStarted {
+	if err := p.proxy.Start(); err != nil && !errors.Is(err, toxiproxy.ErrProxyAlreadyStarted) {
 		return fmt.Errorf("faultnet: listen again on %s: %w", p.Addr(), err)
 	}
 	return nil

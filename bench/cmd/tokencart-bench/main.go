@@ -33,6 +33,14 @@ func run() int {
 		"; also "+strings.Join(bench.ExtraScenarioNames(), ",")+")")
 	fs.StringVar(&opts.BinDir, "bin", "", "directory of prebuilt authsvc, catalogsvc and sessionbaseline binaries (default: build them)")
 	fs.StringVar(&opts.PostgresDSN, "postgres", "", "PostgreSQL base URL (default $TOKENCART_BENCH_POSTGRES_DSN, $TOKENCART_TEST_POSTGRES_DSN, then "+bench.DefaultPostgresDSN+"); - skips those scenarios")
+	fs.Func("pg-latency", "put a proxy between the services and PostgreSQL that adds this latency each way (e.g. 500us, 2ms; 0: the proxy alone)", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("want a duration of 0 or more, got %q", v)
+		}
+		opts.PostgresProxy, opts.PostgresLatency = true, d
+		return nil
+	})
 	fs.BoolVar(&opts.RequirePostgres, "require-postgres", false, "fail rather than skip when PostgreSQL is not reachable")
 	fs.StringVar(&opts.ProfileDir, "profile-dir", "", "write CPU profiles and `go tool pprof -top` summaries here")
 	profile := fs.String("profile", "", "comma-separated scenarios to profile after the rounds, or all (needs --profile-dir)")
