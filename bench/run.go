@@ -21,6 +21,9 @@ import (
 
 // Options configure a Run. Zero values take the defaults.
 type Options struct {
+	// CapacityPlot, if set, is where the command draws the capacity model
+	// (WriteCapacityPlot); the report names it.
+	CapacityPlot string
 	// Concurrency is the number of closed-loop callers per scenario, each
 	// with a user of its own. Default 50.
 	Concurrency int
