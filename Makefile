@@ -152,7 +152,7 @@ BENCH_FLAGS ?=
 
 .PHONY: bench
 bench: ## Load benchmarks against real processes (about 4 minutes); bench/RESULTS.md records a run.
-	go run ./bench/cmd/tokencart-bench $(BENCH_FLAGS)
+	go run ./bench/cmd/tokencart-bench -capacity-plot bench/capacity.svg $(BENCH_FLAGS)
 
 .PHONY: abuse
 abuse: ## Abuse scenario (about 2 minutes): refresh churn, anonymous feed calls, forged tokens vs memory, store and latency goals.

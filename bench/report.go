@@ -179,6 +179,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) {
 	if len(rep.Profiles) > 0 {
 		fmt.Fprintf(w, "\nProfiles written: %s\n", strings.Join(rep.Profiles, ", "))
 	}
+	writeCapacity(w, DefaultCapacityModel, rep.Capacity(), rep.Options.CapacityPlot)
 }
 
 func fmtDur(d time.Duration) string {

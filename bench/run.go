@@ -15,10 +15,15 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tokencart/tokencart/internal/progress"
 )
 
 // Options configure a Run. Zero values take the defaults.
 type Options struct {
+	// CapacityPlot, if set, is where the command draws the capacity model
+	// (WriteCapacityPlot); the report names it.
+	CapacityPlot string
 	// Concurrency is the number of closed-loop callers per scenario, each
 	// with a user of its own. Default 50.
 	Concurrency int
@@ -207,11 +212,14 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 
 	// One short unmeasured pass: connections, caches, the database's
 	// buffers and the services' heaps reach their steady state.
+	tracker := progress.New(plannedSeconds(opts, runnable))
 	for _, s := range runnable {
 		if _, err := e.runScenario(ctx, s, opts.Warmup/2, opts.Warmup/2, nil); err != nil {
 			return nil, fmt.Errorf("%s (warm-up): %w", s.name, err)
 		}
+		tracker.Done(opts.Warmup.Seconds())
 	}
+	fmt.Fprintf(opts.Progress, "bench: warm-up pass over %d scenarios done; %s\n", len(runnable), tracker.Done(0))
 
 	results := make(map[string][]Round, len(runnable))
 	for r := range opts.Rounds {
@@ -223,8 +231,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			}
 			round := toRound(res)
 			results[s.name] = append(results[s.name], round)
-			fmt.Fprintf(opts.Progress, "bench: round %d/%d %-17s %9.0f calls/s  p50 %-9v p99 %-9v server %6.1f µs/call  errors %d\n",
-				r+1, opts.Rounds, s.name, round.Throughput, round.P50, round.P99, round.ServerCPU, round.Errors)
+			fmt.Fprintf(opts.Progress, "bench: round %d/%d %-17s %9.0f calls/s  p50 %-9v p99 %-9v server %6.1f µs/call  errors %d  [%s]\n",
+				r+1, opts.Rounds, s.name, round.Throughput, round.P50, round.P99, round.ServerCPU, round.Errors,
+				tracker.Done(roundLength(opts, s).Seconds()))
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -242,7 +251,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 
 	if opts.ProfileDir != "" && len(opts.Profile) > 0 {
-		files, err := e.profile(ctx, runnable)
+		files, err := e.profile(ctx, runnable, tracker)
 		if err != nil {
 			return nil, err
 		}
@@ -344,14 +353,14 @@ func median(v []float64) float64 {
 // profile runs each selected scenario once more while taking CPU profiles
 // of its serving processes (from their admin port's /debug/pprof/profile)
 // and of the load generator, and writes `go tool pprof -top` of each.
-func (e *env) profile(ctx context.Context, runnable []scenario) ([]string, error) {
+func (e *env) profile(ctx context.Context, runnable []scenario, tracker *progress.Tracker) ([]string, error) {
 	dir := e.opts.ProfileDir
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
 	var files []string
 	for _, s := range runnable {
-		if !slices.Contains(e.opts.Profile, "all") && !slices.Contains(e.opts.Profile, s.name) {
+		if !profiled(e.opts, s) {
 			continue
 		}
 		secs := int(e.opts.ProfileDuration / time.Second)
@@ -416,7 +425,7 @@ func (e *env) profile(ctx context.Context, runnable []scenario) ([]string, error
 				files = append(files, txt)
 			}
 		}
-		fmt.Fprintf(e.opts.Progress, "bench: profiled %s\n", s.name)
+		fmt.Fprintf(e.opts.Progress, "bench: profiled %s  [%s]\n", s.name, tracker.Done(profileLength(e.opts).Seconds()))
 	}
 	return files, nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/tokencart/tokencart/client"
 	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
+	"github.com/tokencart/tokencart/internal/progress"
 	"github.com/tokencart/tokencart/internal/sqldb/sqldbtest"
 )
 
@@ -186,6 +187,8 @@ func runChaos(t *testing.T, prof profile, cfg clusterConfig) {
 
 	rng := mrand.New(mrand.NewPCG(1, uint64(time.Now().UnixNano())))
 	pause := func() { time.Sleep(prof.step) }
+	tracker := progress.New(float64(prof.cycles))
+	t.Logf("chaos %s: %d fault cycles", prof.name, prof.cycles)
 	for cycle := range prof.cycles {
 		// A crash: SIGKILL, then the supervisor restarts it.
 		live := c.live()
@@ -270,7 +273,9 @@ func runChaos(t *testing.T, prof profile, cfg clusterConfig) {
 		setReplicas(c.live())
 		faults.add("scale out (+1 replica)")
 		pause()
+		t.Logf("chaos %s: fault cycle %d/%d done; %s", prof.name, cycle+1, prof.cycles, tracker.Done(1))
 	}
+	t.Logf("chaos %s: stopping the shoppers, reading every cart back", prof.name)
 	close(stop)
 	work.Wait()
 	attempts := st.attempts.Load() // before the read-back adds its own calls

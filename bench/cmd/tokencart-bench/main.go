@@ -55,6 +55,7 @@ func run() int {
 	})
 	fs.StringVar(&opts.VariantBinDir, "variant-bin", "", "directory of the catalogsvc binary for catalog-b (A/B of two builds)")
 	out := fs.String("out", "", "also write the Markdown report to this file")
+	fs.StringVar(&opts.CapacityPlot, "capacity-plot", "", "draw the capacity model of the run's figures into this file (.svg or .png)")
 	procLog := fs.String("process-log", "", "write the services' output to this file (default: discard)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -101,5 +102,12 @@ func run() int {
 		w = io.MultiWriter(os.Stdout, f)
 	}
 	rep.WriteMarkdown(w)
+	if opts.CapacityPlot != "" {
+		if err := bench.WriteCapacityPlot(opts.CapacityPlot, bench.DefaultCapacityModel, rep.Capacity()); err != nil {
+			fmt.Fprintln(os.Stderr, "tokencart-bench:", err)
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "tokencart-bench: capacity plot written to", opts.CapacityPlot)
+	}
 	return 0
 }
