@@ -15,8 +15,15 @@ import (
 	"github.com/tokencart/tokencart/internal/token"
 )
 
+// reply is an HTTP response, its body read.
+type reply struct {
+	StatusCode int
+	Status     string
+	Header     http.Header
+}
+
 // get fetches url with the given If-None-Match (none when empty).
-func get(t *testing.T, url, ifNoneMatch string) (*http.Response, []byte) {
+func get(t *testing.T, url, ifNoneMatch string) (reply, []byte) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
 	if err != nil {
@@ -34,7 +41,7 @@ func get(t *testing.T, url, ifNoneMatch string) (*http.Response, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, body
+	return reply{StatusCode: resp.StatusCode, Status: resp.Status, Header: resp.Header}, body
 }
 
 // TestDiscoveryDocument: the public listener serves an OpenID Connect

@@ -56,7 +56,7 @@ func TestMakeRunQuickStart(t *testing.T) {
 	issuer := "http://127.0.0.1:" + strconv.Itoa(l.port-1)
 	for _, want := range []string{"tokencart.catalog.v1.CartService", `"email": "ada@example.com"`, `"quantity": "2"`, `"version": "1"`,
 		`"email": "admin@tokencart.local"`, `"admin",`,
-		`"issuer":"` + issuer + `"`, `"jwks_uri":"` + issuer + `/.well-known/jwks.json"`, `{"keys":[{"kty":"OKP"`} {
+		`"issuer":"` + issuer + `"`, `"jwks_uri":"` + issuer + `/.well-known/jwks.json"`, `{"keys":[{`, `"kty":"OKP","kid":`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("walkthrough output lacks %s:\n%s", want, got)
 		}

@@ -194,9 +194,9 @@ func TestCheckCatchesBrokenManifests(t *testing.T) {
 		{
 			name: "catalogsvc refreshes the key set slower than keys are published",
 			mutate: func(m *manifests) {
-				addEnv(m, "catalogsvc", corev1.EnvVar{Name: "CATALOGSVC_KEYSET_REFRESH", Value: "5m"})
+				addEnv(m, "catalogsvc", corev1.EnvVar{Name: "CATALOGSVC_KEYSET_REFRESH", Value: "30m"})
 			},
-			want: "agreement: catalogsvc --keyset-refresh 5m0s",
+			want: "agreement: catalogsvc --keyset-refresh 30m0s",
 		},
 		{
 			name: "revocation heartbeat slower than the staleness bound",

@@ -98,8 +98,8 @@ func WithReadiness(name string, check func(ctx context.Context) error) Option {
 }
 
 // WithHTTPHandler serves h for pattern (a [http.ServeMux] pattern) on the
-// admin port, e.g. "GET /.well-known/jwks.json". It must not clash with the
-// built-in routes.
+// private admin port, e.g. "GET /debug/state". It must not clash with the
+// built-in routes. Documents for anyone belong on [WithPublicHTTP].
 func WithHTTPHandler(pattern string, h http.Handler) Option {
 	return func(o *options) {
 		o.routes = append(o.routes, route{pattern: pattern, handler: h})

@@ -17,6 +17,9 @@
 // The admin server serves /metrics (a registry private to the Server),
 // /healthz (liveness: always 200 while serving), /readyz (the readiness
 // checks), /debug/pprof/ when enabled, and the [WithHTTPHandler] routes.
+// It is private (Prometheus, the kubelet). Documents meant for anyone, such
+// as a discovery document and its JWKS, go on a third, public listener
+// instead: [WithPublicHTTP].
 //
 // Transport security: with [Config.TLSCertFile] and [Config.TLSKeyFile] the
 // gRPC port serves TLS 1.3 only, and with [Config.TLSClientCAFile] it
