@@ -180,10 +180,14 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 1m); CI runs them brie
 run: build $(RUN_TOOLS) ## Start authsvc and three catalogsvc replicas on SQLite; Ctrl-C stops them.
 	$(BIN_DIR)/tokencart-run --bin $(BIN_DIR) --data ./var --grpcurl $(GRPCURL) $(RUN_FLAGS)
 
+# IMAGE_TAG is the tag make image gives both images: dev, which the dev
+# overlay (deploy/k8s/overlays/dev) runs; set it to a release for others.
+IMAGE_TAG ?= dev
+
 .PHONY: image
-image: ## Build the container images (needs a Docker engine).
-	docker build --build-arg SERVICE=authsvc -t tokencart/authsvc .
-	docker build --build-arg SERVICE=catalogsvc -t tokencart/catalogsvc .
+image: ## Build the container images tokencart/authsvc and tokencart/catalogsvc, tagged IMAGE_TAG (dev; needs a Docker engine).
+	docker build --build-arg SERVICE=authsvc -t tokencart/authsvc:$(IMAGE_TAG) .
+	docker build --build-arg SERVICE=catalogsvc -t tokencart/catalogsvc:$(IMAGE_TAG) .
 
 .PHONY: clean
 clean: ## Remove build output and installed tools.

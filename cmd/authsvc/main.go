@@ -15,11 +15,13 @@ import (
 	"github.com/tokencart/tokencart/internal/envflag"
 	"github.com/tokencart/tokencart/internal/runtimetune"
 	"github.com/tokencart/tokencart/internal/serve"
+	"github.com/tokencart/tokencart/internal/version"
 )
 
 func main() {
 	fs := flag.NewFlagSet("authsvc", flag.ContinueOnError)
 	cfg := authsvc.RegisterFlags(fs)
+	fs.Var(version.NewFlag("authsvc"), "version", version.Usage)
 	envflag.MustParse(fs, authsvc.EnvPrefix, os.Args[1:], cfg.Validate)
 	serve.Main("authsvc", func(ctx context.Context) error { return run(ctx, cfg) })
 }

@@ -16,11 +16,13 @@ import (
 	"github.com/tokencart/tokencart/internal/grpcauth"
 	"github.com/tokencart/tokencart/internal/runtimetune"
 	"github.com/tokencart/tokencart/internal/serve"
+	"github.com/tokencart/tokencart/internal/version"
 )
 
 func main() {
 	fs := flag.NewFlagSet("catalogsvc", flag.ContinueOnError)
 	cfg := catalogsvc.RegisterFlags(fs)
+	fs.Var(version.NewFlag("catalogsvc"), "version", version.Usage)
 	envflag.MustParse(fs, catalogsvc.EnvPrefix, os.Args[1:], cfg.Validate)
 	serve.Main("catalogsvc", func(ctx context.Context) error { return run(ctx, cfg) })
 }

@@ -35,6 +35,7 @@ import (
 
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 	"github.com/tokencart/tokencart/internal/cluster"
+	"github.com/tokencart/tokencart/internal/version"
 )
 
 // How the services stop on Ctrl-C. No load balancer routes to them, so
@@ -66,6 +67,7 @@ func run() error {
 	grpcurl := flag.String("grpcurl", "grpcurl", "grpcurl command shown in the walkthrough")
 	logLevel := slog.LevelWarn
 	flag.TextVar(&logLevel, "log-level", logLevel, "level of the services' logs shown: debug, info, warn or error")
+	flag.Var(version.NewFlag("tokencart-run"), "version", version.Usage)
 	flag.Parse()
 	if *replicas < 1 || *replicas > 9 || *port < 2 || *port > 64000 {
 		fmt.Fprintln(os.Stderr, "tokencart-run: --replicas must be 1 to 9 and --port 2 to 64000")

@@ -4,78 +4,123 @@ import (
 	"context"
 	"strconv"
 
-	"google.golang.org/protobuf/proto"
-
-	"github.com/tokencart/tokencart/client"
 	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 )
 
+func (a *app) catalog() (*catalogClients, error) {
+	conn, err := a.dial(&a.catalogConn, a.catalogAddr)
+	if err != nil {
+		return nil, err
+	}
+	return &catalogClients{catalog: catalogv1.NewCatalogServiceClient(conn), cart: catalogv1.NewCartServiceClient(conn)}, nil
+}
+
+type catalogClients struct {
+	catalog catalogv1.CatalogServiceClient
+	cart    catalogv1.CartServiceClient
+}
+
+// products lists the whole catalog (or one category), page by page.
+func (a *app) products(ctx context.Context, category string) error {
+	c, err := a.catalog()
+	if err != nil {
+		return err
+	}
+	all := &catalogv1.ListProductsResponse{}
+	req := &catalogv1.ListProductsRequest{PageSize: 100, Category: category}
+	for {
+		resp, err := c.catalog.ListProducts(ctx, req)
+		if err != nil {
+			return err
+		}
+		all.Products = append(all.Products, resp.GetProducts()...)
+		if resp.GetNextPageToken() == "" {
+			return a.out.products(all)
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
+}
+
 // cartResponse is what every CartService response has.
 type cartResponse interface {
-	proto.Message
 	GetCart() *catalogv1.Cart
 	GetCartState() []byte
 }
 
-func cartCommand(ctx context.Context, args []string, target string, st state, out func(proto.Message) error) error {
-	if len(args) == 0 {
-		return usageError("cart takes show, add, set, remove or clear")
-	}
-	tok, err := st.token()
-	if err != nil {
-		return err
-	}
-	cartState, err := st.cartState()
-	if err != nil {
-		return err
-	}
-	conn, err := client.Dial(target, client.Options{})
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	cart := catalogv1.NewCartServiceClient(conn)
-	ctx = client.WithToken(ctx, tok)
-
-	var resp cartResponse
-	switch sub, a := args[0], args[1:]; sub {
-	case "show":
-		resp, err = cart.GetCart(ctx, &catalogv1.GetCartRequest{CartState: cartState})
+// cart runs the cart subcommand sub, carrying the request-mode cart state
+// from the last response to the next request.
+func (a *app) cart(ctx context.Context, sub string, args []string) error {
+	var qty int64
+	switch sub {
+	case "show", "clear":
+		if len(args) != 0 {
+			return usageError("cart " + sub + " takes no arguments")
+		}
 	case "add":
-		if len(a) < 1 || len(a) > 2 {
+		if len(args) < 1 || len(args) > 2 {
 			return usageError("cart add takes PRODUCT [QTY]")
 		}
-		qty := int64(1)
-		if len(a) == 2 {
-			if qty, err = strconv.ParseInt(a[1], 10, 64); err != nil {
+		qty = 1
+		if len(args) == 2 {
+			var err error
+			if qty, err = strconv.ParseInt(args[1], 10, 64); err != nil {
 				return usageError("QTY must be a whole number")
 			}
 		}
-		resp, err = cart.AddItem(ctx, &catalogv1.AddItemRequest{ProductId: a[0], Quantity: qty, CartState: cartState})
 	case "set":
-		if len(a) != 2 {
+		if len(args) != 2 {
 			return usageError("cart set takes PRODUCT QTY")
 		}
-		qty, perr := strconv.ParseInt(a[1], 10, 64)
-		if perr != nil {
+		var err error
+		if qty, err = strconv.ParseInt(args[1], 10, 64); err != nil {
 			return usageError("QTY must be a whole number")
 		}
-		resp, err = cart.SetItemQuantity(ctx, &catalogv1.SetItemQuantityRequest{ProductId: a[0], Quantity: qty, CartState: cartState})
 	case "remove":
-		if len(a) != 1 {
+		if len(args) != 1 {
 			return usageError("cart remove takes PRODUCT")
 		}
-		resp, err = cart.RemoveItem(ctx, &catalogv1.RemoveItemRequest{ProductId: a[0], CartState: cartState})
-	case "clear":
-		resp, err = cart.ClearCart(ctx, &catalogv1.ClearCartRequest{CartState: cartState})
 	default:
 		return usageError("unknown cart command " + strconv.Quote(sub))
 	}
+	cartState, err := a.st.cartState()
 	if err != nil {
 		return err
 	}
-	if err := st.saveCartState(resp.GetCartState()); err != nil {
+	c, err := a.catalog()
+	if err != nil {
 		return err
 	}
-	return out(resp.GetCart())
+	// One request message for both attempts, so that a retry after a
+	// refresh carries the request_id the client filled in.
+	var call func(ctx context.Context) (cartResponse, error)
+	switch sub {
+	case "show":
+		req := &catalogv1.GetCartRequest{CartState: cartState}
+		call = func(ctx context.Context) (cartResponse, error) { return c.cart.GetCart(ctx, req) }
+	case "add":
+		req := &catalogv1.AddItemRequest{ProductId: args[0], Quantity: qty, CartState: cartState}
+		call = func(ctx context.Context) (cartResponse, error) { return c.cart.AddItem(ctx, req) }
+	case "set":
+		req := &catalogv1.SetItemQuantityRequest{ProductId: args[0], Quantity: qty, CartState: cartState}
+		call = func(ctx context.Context) (cartResponse, error) { return c.cart.SetItemQuantity(ctx, req) }
+	case "remove":
+		req := &catalogv1.RemoveItemRequest{ProductId: args[0], CartState: cartState}
+		call = func(ctx context.Context) (cartResponse, error) { return c.cart.RemoveItem(ctx, req) }
+	case "clear":
+		req := &catalogv1.ClearCartRequest{CartState: cartState}
+		call = func(ctx context.Context) (cartResponse, error) { return c.cart.ClearCart(ctx, req) }
+	}
+	var resp cartResponse
+	err = a.authed(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = call(ctx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := a.st.saveCartState(resp.GetCartState()); err != nil {
+		return err
+	}
+	return a.out.cart(resp.GetCart())
 }

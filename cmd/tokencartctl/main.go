@@ -2,17 +2,23 @@
 // for using the generated stubs: it spreads cart calls over every
 // catalogsvc replica with gRPC's round_robin policy, retries UNAVAILABLE
 // through the service config, sets a deadline on every call and an
-// idempotency key on every mutation (see package client).
+// idempotency key on every mutation (see package client). It keeps the
+// tokens of the last login and, when a call is refused as unauthenticated,
+// refreshes the access token with the refresh token and retries once.
 //
-//	tokencartctl register ada@example.com     # password from TOKENCART_PASSWORD or stdin
-//	tokencartctl login ada@example.com        # saves the access token
-//	tokencartctl products [category]
-//	tokencartctl cart add espresso-beans-1kg 2
-//	tokencartctl cart show
-//	tokencartctl cart set espresso-beans-1kg 1
-//	tokencartctl cart remove espresso-beans-1kg
-//	tokencartctl cart clear
-//	tokencartctl logout
+//	tokencartctl --plaintext register ada@example.com  # password from TOKENCART_PASSWORD or stdin
+//	tokencartctl --plaintext login ada@example.com     # saves the tokens
+//	tokencartctl --plaintext products [category]
+//	tokencartctl --plaintext cart add espresso-blend-1kg 2
+//	tokencartctl --plaintext cart show
+//	tokencartctl --plaintext --json cart set espresso-blend-1kg 1
+//	tokencartctl --plaintext cart remove espresso-blend-1kg
+//	tokencartctl --plaintext cart clear
+//	tokencartctl --plaintext logout
+//
+// (--plaintext, or TOKENCART_PLAINTEXT=true, is for the plaintext services
+// of make run; against TLS services give --tls-ca when their CA is not one
+// the system trusts.)
 package main
 
 import (
@@ -29,23 +35,20 @@ import (
 	"strings"
 	"syscall"
 
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/tokencart/tokencart/client"
-	authv1 "github.com/tokencart/tokencart/gen/tokencart/auth/v1"
-	catalogv1 "github.com/tokencart/tokencart/gen/tokencart/catalog/v1"
 	"github.com/tokencart/tokencart/internal/envflag"
+	"github.com/tokencart/tokencart/internal/version"
 )
 
 const usage = `usage: tokencartctl [flags] COMMAND [ARGS]
 
 commands:
   register EMAIL             create an account (password: $TOKENCART_PASSWORD or stdin)
-  login EMAIL                log in and save the access token
-  logout                     revoke the saved token and forget it
-  me                         show the account of the saved token
+  login EMAIL                log in and save the tokens
+  logout                     end the saved session and forget it
+  me                         show the account of the saved session
   products [CATEGORY]        list the catalog
   cart show                  show the cart
   cart add PRODUCT [QTY]     add QTY (default 1) of PRODUCT
@@ -53,30 +56,52 @@ commands:
   cart remove PRODUCT        remove a line
   cart clear                 empty the cart
 
+Output is a table; --json prints the response as protojson instead.
+
 flags:
 `
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout); err != nil {
-		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprintln(os.Stderr, "tokencartctl:", err)
-			os.Exit(2)
-		}
-		if s, ok := status.FromError(err); ok {
-			fmt.Fprintf(os.Stderr, "tokencartctl: %s: %s\n", s.Code(), s.Message())
-		} else {
-			fmt.Fprintln(os.Stderr, "tokencartctl:", err)
-		}
-		os.Exit(1)
+	code := realMain(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// realMain runs the command in args and returns the exit status: 0, 1 when
+// the command failed (after one line on stderr naming the command and why,
+// with the violated field for a bad argument), 2 for a usage error.
+func realMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	err := run(ctx, args, stdin, stdout, stderr)
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "tokencartctl:", err)
+		return 2
 	}
+	var ce *commandError
+	if errors.As(err, &ce) {
+		fmt.Fprintf(stderr, "tokencartctl: %s: %s\n", ce.command, client.Describe(ce.err))
+	} else {
+		fmt.Fprintln(stderr, "tokencartctl:", client.Describe(err))
+	}
+	return 1
 }
 
 type usageError string
 
 func (e usageError) Error() string { return string(e) }
+
+// commandError is the failure of a command, named as the user typed it.
+type commandError struct {
+	command string
+	err     error
+}
+
+func (e *commandError) Error() string { return e.command + ": " + e.err.Error() }
+func (e *commandError) Unwrap() error { return e.err }
 
 func defaultStateDir() string {
 	if d, err := os.UserConfigDir(); err == nil {
@@ -85,138 +110,128 @@ func defaultStateDir() string {
 	return ".tokencart"
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tokencartctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	authAddr := fs.String("auth", "127.0.0.1:8081", "authsvc address or gRPC target")
 	catalog := fs.String("catalog", "127.0.0.1:8082,127.0.0.1:8083,127.0.0.1:8084",
 		"catalogsvc replicas: comma-separated addresses, or a gRPC target such as dns:///catalogsvc-headless:8082")
-	stateDir := fs.String("state-dir", defaultStateDir(), "where the access token and the request-mode cart state are kept")
+	stateDir := fs.String("state-dir", defaultStateDir(), "where the tokens and the request-mode cart state are kept")
+	jsonOut := fs.Bool("json", false, "print responses as protojson instead of tables")
+	var tf tlsFlags
+	fs.BoolVar(&tf.plaintext, "plaintext", false, "call without TLS (the services of make run); never across a network you do not own")
+	fs.StringVar(&tf.caFile, "tls-ca", "", "PEM file of the CAs that sign the services' certificates (default: the system's)")
+	fs.StringVar(&tf.serverName, "tls-server-name", "", "name the services' certificates must carry, when not the host dialled")
+	fs.BoolVar(&tf.insecureSkipVerify, "insecure-skip-verify", false, "INSECURE: accept any server certificate, so anyone on the path can read and change the calls; for debugging a certificate problem only")
+	fs.Var(version.NewFlag("tokencartctl"), "version", version.Usage)
 	if err := envflag.Parse(fs, "TOKENCART", args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return usageError(err.Error())
 	}
-	st := state{dir: *stateDir}
 	rest := fs.Args()
 	if len(rest) == 0 {
 		fs.Usage()
 		return usageError("no command")
 	}
-	out := func(m proto.Message) error {
-		b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(stdout, string(b))
+	creds, err := tf.credentials(stderr)
+	if err != nil {
 		return err
 	}
-	switch cmd, a := rest[0], rest[1:]; cmd {
+	a := &app{
+		authAddr: *authAddr, catalogAddr: *catalog, creds: creds,
+		st: state{dir: *stateDir}, out: printer{w: stdout, json: *jsonOut},
+		stdin: stdin, stderr: stderr,
+	}
+	defer a.close()
+	name, cmdArgs := rest[0], rest[1:]
+	if name == "cart" && len(cmdArgs) > 0 {
+		name, cmdArgs = "cart "+cmdArgs[0], cmdArgs[1:]
+	}
+	if err := a.command(ctx, name, cmdArgs); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			return err
+		}
+		return &commandError{command: name, err: err}
+	}
+	return nil
+}
+
+// app is one run of the CLI: its settings and its connections, dialled
+// when first needed.
+type app struct {
+	authAddr, catalogAddr string
+	creds                 credentials.TransportCredentials
+	st                    state
+	out                   printer
+	stdin                 io.Reader
+	stderr                io.Writer
+
+	authConn, catalogConn *client.Conn
+}
+
+func (a *app) command(ctx context.Context, name string, args []string) error {
+	switch name {
 	case "register", "login":
-		if len(a) != 1 {
-			return usageError(cmd + " takes EMAIL")
+		if len(args) != 1 {
+			return usageError(name + " takes EMAIL")
 		}
-		pw, err := password(stdin)
-		if err != nil {
-			return err
+		if name == "register" {
+			return a.register(ctx, args[0])
 		}
-		conn, err := client.Dial(*authAddr, client.Options{})
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		auth := authv1.NewAuthServiceClient(conn)
-		if cmd == "register" {
-			resp, err := auth.Register(ctx, &authv1.RegisterRequest{Email: a[0], Password: pw})
-			if err != nil {
-				return err
-			}
-			return out(resp.GetUser())
-		}
-		resp, err := auth.Login(ctx, &authv1.LoginRequest{Email: a[0], Password: pw})
-		if err != nil {
-			return err
-		}
-		if err := st.saveToken(resp.GetAccessToken()); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "logged in as %s until %s; token saved in %s\n",
-			resp.GetUser().GetEmail(), resp.GetAccessTokenExpireTime().AsTime().Local().Format("2006-01-02 15:04"), st.dir)
-		return nil
-	case "logout", "me":
-		tok, err := st.token()
-		if err != nil {
-			return err
-		}
-		conn, err := client.Dial(*authAddr, client.Options{})
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		auth := authv1.NewAuthServiceClient(conn)
-		ctx = client.WithToken(ctx, tok)
-		if cmd == "me" {
-			resp, err := auth.GetMe(ctx, &authv1.GetMeRequest{})
-			if err != nil {
-				return err
-			}
-			return out(resp.GetUser())
-		}
-		if _, err := auth.Logout(ctx, &authv1.LogoutRequest{}); err != nil {
-			return err
-		}
-		return st.forget()
+		return a.login(ctx, args[0])
+	case "logout":
+		return a.logout(ctx)
+	case "me":
+		return a.me(ctx)
 	case "products":
-		conn, err := client.Dial(*catalog, client.Options{})
-		if err != nil {
-			return err
+		if len(args) > 1 {
+			return usageError("products takes at most a CATEGORY")
 		}
-		defer conn.Close()
-		cat := catalogv1.NewCatalogServiceClient(conn)
-		req := &catalogv1.ListProductsRequest{PageSize: 100}
-		if len(a) > 0 {
-			req.Category = a[0]
-		}
-		for {
-			resp, err := cat.ListProducts(ctx, req)
-			if err != nil {
-				return err
-			}
-			for _, p := range resp.GetProducts() {
-				fmt.Fprintf(stdout, "%-28s %-12s %10s  %s\n", p.GetId(), p.GetCategory(), money(p.GetPrice()), p.GetName())
-			}
-			if resp.GetNextPageToken() == "" {
-				return nil
-			}
-			req.PageToken = resp.GetNextPageToken()
-		}
+		return a.products(ctx, strings.Join(args, ""))
 	case "cart":
-		return cartCommand(ctx, a, *catalog, st, out)
-	default:
-		return usageError("unknown command " + strconv.Quote(cmd))
+		return usageError("cart takes show, add, set, remove or clear")
+	}
+	if strings.HasPrefix(name, "cart ") {
+		return a.cart(ctx, strings.TrimPrefix(name, "cart "), args)
+	}
+	return usageError("unknown command " + strconv.Quote(name))
+}
+
+func (a *app) dial(conn **client.Conn, target string) (*client.Conn, error) {
+	if *conn == nil {
+		c, err := client.Dial(target, client.Options{Creds: a.creds})
+		if err != nil {
+			return nil, err
+		}
+		*conn = c
+	}
+	return *conn, nil
+}
+
+func (a *app) close() {
+	for _, c := range []*client.Conn{a.authConn, a.catalogConn} {
+		if c != nil {
+			_ = c.Close()
+		}
 	}
 }
 
-func password(stdin io.Reader) (string, error) {
+func (a *app) password() (string, error) {
 	if pw := os.Getenv("TOKENCART_PASSWORD"); pw != "" {
 		return pw, nil
 	}
-	fmt.Fprint(os.Stderr, "password: ")
-	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if f, ok := a.stdin.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			fmt.Fprint(a.stderr, "password: ")
+		}
+	}
+	line, err := bufio.NewReader(a.stdin).ReadString('\n')
 	if err != nil && line == "" {
 		return "", fmt.Errorf("read password: %w", err)
 	}
 	return strings.TrimRight(line, "\r\n"), nil
-}
-
-func money(m *catalogv1.Money) string {
-	if m == nil {
-		return "-"
-	}
-	return fmt.Sprintf("%d.%02d %s", m.GetUnits(), abs(m.GetNanos())/10_000_000, m.GetCurrencyCode())
-}
-
-func abs(n int32) int32 {
-	if n < 0 {
-		return -n
-	}
-	return n
 }

@@ -90,7 +90,6 @@ var (
 	errTooLarge     = rpcerr.Errorf(codes.Unauthenticated, ReasonTokenMalformed, "bearer token too large")
 	errInvalidToken = rpcerr.Errorf(codes.Unauthenticated, ReasonTokenInvalid, "invalid or revoked token")
 	errNoClaims     = rpcerr.Errorf(codes.Unauthenticated, ReasonTokenMissing, "authentication required")
-	errRoleRequired = rpcerr.Errorf(codes.PermissionDenied, ReasonRoleRequired, "")
 )
 
 type claimsKey struct{}
@@ -156,9 +155,7 @@ func RequireRole(ctx context.Context, role string) error {
 		return errNoClaims
 	}
 	if !c.HasRole(role) {
-		e := errRoleRequired.With("role", role)
-		e.Message = "the " + role + " role is required"
-		return e
+		return rpcerr.Errorf(codes.PermissionDenied, ReasonRoleRequired, "the %s role is required", role).With("role", role)
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/tokencart/tokencart/internal/envflag"
 	"github.com/tokencart/tokencart/internal/runtimetune"
 	"github.com/tokencart/tokencart/internal/serve"
+	"github.com/tokencart/tokencart/internal/version"
 )
 
 func main() { os.Exit(run()) }
@@ -30,6 +31,7 @@ func run() int {
 	fs := flag.NewFlagSet("sessionbaseline", flag.ContinueOnError)
 	cfg := serve.Config{Name: "sessionbaseline"}
 	serve.RegisterFlags(fs, &cfg, "127.0.0.1:8090", "127.0.0.1:9090")
+	fs.Var(version.NewFlag("sessionbaseline"), "version", version.Usage)
 	dsn := fs.String("dsn", "", "PostgreSQL URL of the sessions table (required)")
 	if err := envflag.Parse(fs, "SESSIONBASELINE", os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tokencart/tokencart/bench/abuse"
+	"github.com/tokencart/tokencart/internal/version"
 )
 
 // errUsage marks a command line that cannot run; the flag package has
@@ -53,6 +54,7 @@ func run(args []string) error {
 	fs.StringVar(&opts.BinDir, "bin", "", "directory of prebuilt authsvc and catalogsvc binaries (default: build them)")
 	procLog := fs.String("process-log", "", "write the services' output to this file (default: discard)")
 	out := fs.String("out", "", "also write the Markdown report to this file")
+	fs.Var(version.NewFlag("tokencart-abuse"), "version", version.Usage)
 	switch err := fs.Parse(args); {
 	case errors.Is(err, flag.ErrHelp):
 		return nil

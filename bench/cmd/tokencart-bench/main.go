@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tokencart/tokencart/bench"
+	"github.com/tokencart/tokencart/internal/version"
 )
 
 func main() { os.Exit(run()) }
@@ -25,6 +26,7 @@ func main() { os.Exit(run()) }
 func run() int {
 	var opts bench.Options
 	fs := flag.NewFlagSet("tokencart-bench", flag.ContinueOnError)
+	fs.Var(version.NewFlag("tokencart-bench"), "version", version.Usage)
 	fs.IntVar(&opts.Concurrency, "concurrency", 50, "closed-loop callers per scenario, each a user of its own")
 	fs.DurationVar(&opts.Duration, "duration", 2*time.Second, "measured window per scenario and round")
 	fs.DurationVar(&opts.Warmup, "warmup", 300*time.Millisecond, "unmeasured time before each window")
