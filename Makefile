@@ -18,6 +18,8 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOLANGCI_LINT_VERSION := v2.15.0
 GRPCURL_VERSION := v1.9.3
+# promtool checks and unit-tests the alert rules of deploy/k8s/components/monitoring.
+PROMTOOL_VERSION := v0.316.0
 
 BUF := $(TOOLS_DIR)/buf
 GOLANGCI_LINT := $(TOOLS_DIR)/golangci-lint
@@ -30,9 +32,11 @@ TEST_TIMEOUT ?= 9m
 # the generated stubs, for clients to import without the services'
 # dependencies; the root requires it through a replace), deploy/k8s (the
 # manifest tests: k8s.io, kustomize; it reaches the services through a
-# replace) and bench/jwtbench (the JWT library benchmark: golang-jwt). The
-# root's ./... does not enter them, so test, lint and CI's govulncheck run
-# in each from its own directory. Found, not listed, so none is missed.
+# replace), deploy/k8s/components/monitoring (the alert rule and dashboard
+# checks: Prometheus' PromQL parser) and bench/jwtbench (the JWT library
+# benchmark: golang-jwt). The root's ./... does not enter them, so test,
+# lint and CI's govulncheck run in each from its own directory. Found, not
+# listed, so none is missed.
 NESTED_MODULES := $(sort $(patsubst ./%/go.mod,%,$(shell find . -mindepth 2 -name go.mod \
 	-not -path './.*' -not -path './bin/*' -not -path './var/*' -not -path '*/testdata/*')))
 
@@ -48,11 +52,13 @@ $(eval $(call install_tool,protoc-gen-go,$(PROTOC_GEN_GO_VERSION),google.golang.
 $(eval $(call install_tool,protoc-gen-go-grpc,$(PROTOC_GEN_GO_GRPC_VERSION),google.golang.org/grpc/cmd/protoc-gen-go-grpc))
 $(eval $(call install_tool,golangci-lint,$(GOLANGCI_LINT_VERSION),github.com/golangci/golangci-lint/v2/cmd/golangci-lint))
 $(eval $(call install_tool,grpcurl,$(GRPCURL_VERSION),github.com/fullstorydev/grpcurl/cmd/grpcurl))
+$(eval $(call install_tool,promtool,$(PROMTOOL_VERSION),github.com/prometheus/prometheus/cmd/promtool))
 
 GEN_TOOLS := $(TOOLS_DIR)/.buf-$(BUF_VERSION) $(TOOLS_DIR)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION) \
 	$(TOOLS_DIR)/.protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION)
 LINT_TOOLS := $(TOOLS_DIR)/.golangci-lint-$(GOLANGCI_LINT_VERSION)
 RUN_TOOLS := $(TOOLS_DIR)/.grpcurl-$(GRPCURL_VERSION)
+TEST_TOOLS := $(RUN_TOOLS) $(TOOLS_DIR)/.promtool-$(PROMTOOL_VERSION)
 
 .PHONY: help
 help: ## List the targets.
@@ -66,7 +72,7 @@ NODE_PACKAGES := $(sort $(patsubst ./%/package-lock.json,%,$(shell find . -name 
 	-not -path './.*' -not -path '*/node_modules/*' -not -path './bin/*' -not -path './var/*')))
 
 .PHONY: tools
-tools: $(GEN_TOOLS) $(LINT_TOOLS) $(RUN_TOOLS) node ## Install the pinned tools into .tools/ and the npm packages.
+tools: $(GEN_TOOLS) $(LINT_TOOLS) $(TEST_TOOLS) node ## Install the pinned tools into .tools/ and the npm packages.
 
 .PHONY: node
 node: ## npm ci in every npm package of the repository (needs Node.js and npm).
@@ -127,10 +133,10 @@ build: ## Build the binaries into bin/.
 	go build -o $(BIN_DIR)/ ./cmd/...
 
 .PHONY: test
-test: $(RUN_TOOLS) ## Run every test, in every module, with the race detector.
+test: $(TEST_TOOLS) ## Run every test, in every module, with the race detector.
 	PATH="$(TOOLS_DIR):$$PATH" go test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	for dir in $(NESTED_MODULES); do \
-		go test -C $$dir -race -count=1 -timeout $(TEST_TIMEOUT) ./... || exit 1; \
+		PATH="$(TOOLS_DIR):$$PATH" go test -C $$dir -race -count=1 -timeout $(TEST_TIMEOUT) ./... || exit 1; \
 	done
 
 # VULNCHECK is the offline govulncheck runner beside the repository;

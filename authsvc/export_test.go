@@ -3,6 +3,8 @@ package authsvc
 import (
 	"context"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tokencart/tokencart/internal/token"
 )
 
@@ -36,3 +38,6 @@ func (s *Service) DummyHash() string { return s.dummyHash }
 // included: tests forge tokens signed by it but wrong in one other way, and
 // look for its private half in logs.
 func (s *Service) CurrentSigningKey() (token.SigningKey, error) { return s.keys.signer() }
+
+// KeyCollectors returns the key manager's metrics.
+func (s *Service) KeyCollectors() []prometheus.Collector { return s.keys.collectors() }

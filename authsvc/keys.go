@@ -74,9 +74,10 @@ type keyManager struct {
 
 // keyRing is an immutable snapshot of the keys, computed at a reload.
 type keyRing struct {
-	signer *token.SigningKey // nil when none is active
-	set    *token.KeySet     // the published keys
-	jwks   []byte            // set as a JWKS document
+	signer    *token.SigningKey // nil when none is active
+	activated time.Time         // signer's activate time; zero when signer is nil
+	set       *token.KeySet     // the published keys
+	jwks      []byte            // set as a JWKS document
 }
 
 func newKeyManager(store KeyStore, kek []byte, cfg *Config, now func() time.Time, log *slog.Logger) (*keyManager, error) {
@@ -277,6 +278,7 @@ func (m *keyManager) install(ctx context.Context, keys []StoredKey, now time.Tim
 	}
 	pubs := make(map[string]ed25519.PublicKey, len(keys))
 	var signer *token.SigningKey
+	var activated time.Time
 	var withdrawn []string
 	// Rotation never publishes more than token.MaxKeys; should the store
 	// hold more live keys (written by an older version), the oldest are left
@@ -307,13 +309,14 @@ func (m *keyManager) install(ctx context.Context, keys []StoredKey, now time.Tim
 			return err
 		}
 		signer = &token.SigningKey{ID: k.ID, Private: priv}
+		activated = k.ActivateTime
 	}
 	set := token.NewKeySet(pubs)
 	doc, err := json.Marshal(set)
 	if err != nil {
 		return fmt.Errorf("marshal key set: %w", err)
 	}
-	m.ring.Store(&keyRing{signer: signer, set: set, jwks: doc})
+	m.ring.Store(&keyRing{signer: signer, activated: activated, set: set, jwks: doc})
 	if len(withdrawn) > 0 {
 		if err := m.store.DeleteSigningKeys(ctx, withdrawn); err != nil {
 			return fmt.Errorf("delete withdrawn signing keys: %w", err)

@@ -28,3 +28,26 @@ func newMetrics() *metrics {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.revocations, m.limited}
 }
+
+// collectors returns the key manager's metrics: when the key this replica
+// signs with became active, and the configured rotation interval, so that
+// one alert rule (signing key older than 1.5 rotation intervals: rotation
+// has stalled) holds for any --key-rotation-interval.
+func (m *keyManager) collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tokencart_authsvc_signing_key_activated_timestamp_seconds",
+			Help: "When the key this replica signs with became active (0 while it has none).",
+		}, func() float64 {
+			t := m.ring.Load().activated
+			if t.IsZero() {
+				return 0
+			}
+			return float64(t.UnixNano()) / 1e9
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tokencart_authsvc_key_rotation_interval_seconds",
+			Help: "How often a new signing key is created (--key-rotation-interval).",
+		}, func() float64 { return m.rotateEvery.Seconds() }),
+	}
+}

@@ -153,7 +153,7 @@ func (s *Service) ServeOptions() []serve.Option {
 		serve.WithStreamInterceptors(s.statuses.StreamServerInterceptor()),
 		serve.WithPublicHTTP(s.cfg.PublicAddr, s.public),
 		serve.WithReadiness("store", s.store.Ping),
-		serve.WithCollectors(append(s.metrics.collectors(), s.guard.Collectors()...)...),
+		serve.WithCollectors(slices.Concat(s.metrics.collectors(), s.keys.collectors(), s.guard.Collectors())...),
 		serve.WithBackground(s.Run),
 	}
 }
