@@ -8,12 +8,15 @@ toolchain go1.27.3
 // scrape them.
 replace github.com/tokencart/tokencart => ../../../..
 
+replace github.com/tokencart/tokencart/gen => ../../../../gen
+
 require (
 	github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring v0.95.2
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.72.1
 	github.com/prometheus/prometheus v0.316.0
 	github.com/tokencart/tokencart v0.0.0-00010101000000-000000000000
+	github.com/tokencart/tokencart/gen v0.0.0-00010101000000-000000000000
 	google.golang.org/grpc v1.85.0
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2
