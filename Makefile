@@ -104,8 +104,9 @@ checkgenerate: generate ## Fail when regenerating changes the tree.
 		echo "generated code is out of date; run 'make generate' and commit:"; \
 		git status --porcelain -- gen proto $(TS_CLIENT)/gen; git diff --stat -- gen proto $(TS_CLIENT)/gen; exit 1; fi
 
-# What `make breaking` compares the protos with: the default branch.
-BREAKING_AGAINST ?= .git\#branch=main
+# What `make breaking` compares the protos with: the main branch, or in a
+# clone without a local one, the remote's.
+BREAKING_AGAINST ?= .git\#ref=$(shell git rev-parse -q --verify refs/heads/main >/dev/null && echo main || echo origin/main)
 
 .PHONY: breaking
 breaking: $(GEN_TOOLS) ## buf breaking (WIRE_JSON) against BREAKING_AGAINST (default: the main branch).
