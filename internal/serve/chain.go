@@ -48,15 +48,17 @@ func (s *Server) chain(o *options, metrics *grpcprom.ServerMetrics, tracing bool
 
 	var unary []grpc.UnaryServerInterceptor
 	var stream []grpc.StreamServerInterceptor
+	// Each level of gRPC's chain allocates a closure per call; an
+	// interceptor of ours that runs the next one itself, with the
+	// chain's handler, saves that level: trace context runs metrics,
+	// logging runs recovery.
+	unaryMetrics := metrics.UnaryServerInterceptor(exemplar)
 	if !tracing {
-		unary = append(unary, unaryTraceContext)
+		unaryMetrics = withTraceContextThen(unaryMetrics)
 		stream = append(stream, streamTraceContext)
 	}
-	unary = append(unary,
-		metrics.UnaryServerInterceptor(exemplar),
-		logger.unary,
-		recovery.UnaryServerInterceptor(rec),
-	)
+	logger.next = recovery.UnaryServerInterceptor(rec)
+	unary = append(unary, unaryMetrics, logger.unary)
 	stream = append(stream,
 		metrics.StreamServerInterceptor(exemplar),
 		logger.stream,

@@ -42,6 +42,9 @@ type callLogger struct {
 	log      *slog.Logger
 	policy   logPolicy
 	refusals *logLimiter // nil: every refusal is logged
+	// next, if set, is the unary interceptor that runs inside this one
+	// (recovery): called directly, it is not a level of gRPC's chain.
+	next grpc.UnaryServerInterceptor
 }
 
 // refusalLogInterval is the least time between two logged refusals.
@@ -56,7 +59,13 @@ func refusal(code codes.Code) bool {
 func (l callLogger) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	start := time.Now()
 	ctx = logging.InjectFields(ctx, logging.Fields{})
-	resp, err := handler(ctx, req)
+	var resp any
+	var err error
+	if l.next != nil {
+		resp, err = l.next(ctx, req, info, handler)
+	} else {
+		resp, err = handler(ctx, req)
+	}
 	l.finished(ctx, info.FullMethod, "unary", start, err)
 	return resp, err
 }

@@ -67,8 +67,11 @@ var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceCont
 // what it still gave: the caller's trace context in the call's context, for
 // the trace IDs of log lines and metric exemplars.
 
-func unaryTraceContext(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	return handler(withTraceContext(ctx), req)
+// withTraceContextThen returns next, run with the caller's trace context.
+func withTraceContextThen(next grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		return next(withTraceContext(ctx), req, info, handler)
+	}
 }
 
 func streamTraceContext(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
