@@ -22,11 +22,11 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// prometheusPodLabels are labels the Prometheus Operator puts on every
-// Prometheus pod it runs (its StatefulSet's selector labels, which a
-// Prometheus resource cannot change). The base's NetworkPolicies admit
-// pods with app.kubernetes.io/name: prometheus to the metrics port; a
-// Prometheus not run by the Operator needs that label on its pods.
+// prometheusPodLabels are the labels the Prometheus Operator puts on the
+// pods of a Prometheus resource named k8s (its StatefulSet's selector
+// labels, which the resource cannot change). The base's NetworkPolicies
+// admit pods labelled app.kubernetes.io/name: prometheus to the metrics
+// port; a Prometheus not run by the Operator needs that label on its pods.
 var prometheusPodLabels = map[string]string{
 	"app.kubernetes.io/name":       "prometheus",
 	"app.kubernetes.io/managed-by": "prometheus-operator",

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -38,10 +39,10 @@ func metricNames(t *testing.T, where, expr string) []string {
 		}
 		name := vs.Name
 		for _, m := range vs.LabelMatchers {
-			if m.Name == labels.MetricName && m.Type != labels.MatchEqual {
+			if m.Name == model.MetricNameLabel && m.Type != labels.MatchEqual {
 				t.Errorf("%s: %q selects metric names by a pattern; name them", where, expr)
 			}
-			if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+			if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
 				name = m.Value
 			}
 		}
