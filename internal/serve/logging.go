@@ -97,7 +97,7 @@ func (l callLogger) finished(ctx context.Context, fullMethod, methodType string,
 	code := status.Code(err)
 	elapsed := time.Since(start)
 	slow := l.policy.isSlow(methodType, elapsed)
-	level := l.policy.level(code, slow)
+	level := l.policy.level(code, slow, ctx.Err() != nil)
 	if !l.log.Enabled(ctx, level) {
 		return
 	}

@@ -30,25 +30,29 @@ func TestCallLoggerPolicy(t *testing.T) {
 		took     time.Duration // how long the handler takes
 		minLevel slog.Level
 		want     string // the line's level, "" for no line
+		gone     bool   // the call's context is done when it ends
 	}{
-		{"ok, default", "/pkg.Svc/Get", logPolicy{slow: slow}, nil, 0, slog.LevelInfo, ""},
-		{"ok at debug", "/pkg.Svc/Get", logPolicy{slow: slow}, nil, 0, slog.LevelDebug, "DEBUG"},
-		{"ok, access log", "/pkg.Svc/Get", logPolicy{accessLog: true, slow: slow}, nil, 0, slog.LevelInfo, "INFO"},
-		{"ok, access log, warn logger", "/pkg.Svc/Get", logPolicy{accessLog: true}, nil, 0, slog.LevelWarn, ""},
-		{"health ok, access log", "/grpc.health.v1.Health/Check", logPolicy{accessLog: true}, nil, 0, slog.LevelInfo, "INFO"},
-		{"health ok, default", "/grpc.health.v1.Health/Check", logPolicy{}, nil, 0, slog.LevelInfo, ""},
-		{"cancelled, default", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.Canceled, "x"), 0, slog.LevelInfo, ""},
-		{"client error", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.InvalidArgument, "x"), 0, slog.LevelInfo, "INFO"},
-		{"conflict", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.Aborted, "x"), 0, slog.LevelInfo, "INFO"},
-		{"client error, warn logger", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.NotFound, "x"), 0, slog.LevelWarn, ""},
-		{"unavailable", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.Unavailable, "x"), 0, slog.LevelWarn, "WARN"},
-		{"failed health", "/grpc.health.v1.Health/Check", logPolicy{}, status.Error(codes.Unavailable, "x"), 0, slog.LevelInfo, "WARN"},
-		{"internal", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.Internal, "x"), 0, slog.LevelError, "ERROR"},
-		{"unknown error", "/pkg.Svc/Get", logPolicy{}, errors.New("plain"), 0, slog.LevelError, "ERROR"},
-		{"slow ok", "/pkg.Svc/Get", logPolicy{slow: slow}, nil, 2 * slow, slog.LevelWarn, "WARN"},
-		{"slow client error", "/pkg.Svc/Get", logPolicy{slow: slow}, status.Error(codes.NotFound, "x"), 2 * slow, slog.LevelWarn, "WARN"},
-		{"slow internal", "/pkg.Svc/Get", logPolicy{slow: slow}, status.Error(codes.Internal, "x"), 2 * slow, slog.LevelInfo, "ERROR"},
-		{"slow, threshold off", "/pkg.Svc/Get", logPolicy{}, nil, 2 * slow, slog.LevelDebug, "DEBUG"},
+		{"ok, default", "/pkg.Svc/Get", logPolicy{slow: slow}, nil, 0, slog.LevelInfo, "", false},
+		{"ok at debug", "/pkg.Svc/Get", logPolicy{slow: slow}, nil, 0, slog.LevelDebug, "DEBUG", false},
+		{"ok, access log", "/pkg.Svc/Get", logPolicy{accessLog: true, slow: slow}, nil, 0, slog.LevelInfo, "INFO", false},
+		{"ok, access log, warn logger", "/pkg.Svc/Get", logPolicy{accessLog: true}, nil, 0, slog.LevelWarn, "", false},
+		{"health ok, access log", "/grpc.health.v1.Health/Check", logPolicy{accessLog: true}, nil, 0, slog.LevelInfo, "INFO", false},
+		{"health ok, default", "/grpc.health.v1.Health/Check", logPolicy{}, nil, 0, slog.LevelInfo, "", false},
+		{"cancelled, default", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.Canceled, "x"), 0, slog.LevelInfo, "", false},
+		{"client error", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.InvalidArgument, "x"), 0, slog.LevelInfo, "INFO", false},
+		{"conflict", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.Aborted, "x"), 0, slog.LevelInfo, "INFO", false},
+		{"client error, warn logger", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.NotFound, "x"), 0, slog.LevelWarn, "", false},
+		{"unavailable", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.Unavailable, "x"), 0, slog.LevelWarn, "WARN", false},
+		{"unavailable, connection gone", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.Unavailable, "transport is closing"), 0, slog.LevelInfo, "", true},
+		{"unavailable, connection gone, debug", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.Unavailable, "transport is closing"), 0, slog.LevelDebug, "DEBUG", true},
+		{"internal, connection gone", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.Internal, "x"), 0, slog.LevelInfo, "ERROR", true},
+		{"failed health", "/grpc.health.v1.Health/Check", logPolicy{}, status.Error(codes.Unavailable, "x"), 0, slog.LevelInfo, "WARN", false},
+		{"internal", "/pkg.Svc/Get", logPolicy{}, status.Error(codes.Internal, "x"), 0, slog.LevelError, "ERROR", false},
+		{"unknown error", "/pkg.Svc/Get", logPolicy{}, errors.New("plain"), 0, slog.LevelError, "ERROR", false},
+		{"slow ok", "/pkg.Svc/Get", logPolicy{slow: slow}, nil, 2 * slow, slog.LevelWarn, "WARN", false},
+		{"slow client error", "/pkg.Svc/Get", logPolicy{slow: slow}, status.Error(codes.NotFound, "x"), 2 * slow, slog.LevelWarn, "WARN", false},
+		{"slow internal", "/pkg.Svc/Get", logPolicy{slow: slow}, status.Error(codes.Internal, "x"), 2 * slow, slog.LevelInfo, "ERROR", false},
+		{"slow, threshold off", "/pkg.Svc/Get", logPolicy{}, nil, 2 * slow, slog.LevelDebug, "DEBUG", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,7 +63,13 @@ func TestCallLoggerPolicy(t *testing.T) {
 				time.Sleep(tt.took) // the call's duration is what is tested
 				return nil, tt.err
 			}
-			_, err := l.unary(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: tt.method}, handler)
+			ctx := context.Background()
+			if tt.gone {
+				cancelled, cancel := context.WithCancel(ctx)
+				cancel()
+				ctx = cancelled
+			}
+			_, err := l.unary(ctx, nil, &grpc.UnaryServerInfo{FullMethod: tt.method}, handler)
 			if !errors.Is(err, tt.err) {
 				t.Errorf("unary returned %v, want the handler's %v", err, tt.err)
 			}

@@ -14,7 +14,10 @@ import (
 // default they have none; what an operator needs a line for is a failure,
 // with its detail, or a call that took too long.
 //
-//   - OK, and Canceled (the caller's choice): debug;
+//   - OK, and Canceled (the caller's choice): debug; so is Unavailable when
+//     the call's context was already done: the client's connection went
+//     away under the call (a routine reconnect after GOAWAY, a client that
+//     stopped), which says nothing about the server;
 //   - the client's errors (a bad request, a missing token, a refusal, a
 //     conflict): info;
 //   - errors that may be the server's or its dependencies' but that clients
@@ -39,9 +42,13 @@ func (p logPolicy) isSlow(methodType string, elapsed time.Duration) bool {
 	return p.slow > 0 && methodType == "unary" && elapsed >= p.slow
 }
 
-// level returns the level of the line of a call that ended with code.
-func (p logPolicy) level(code codes.Code, slow bool) slog.Level {
+// level returns the level of the line of a call that ended with code;
+// gone says that the call's context was done when it ended.
+func (p logPolicy) level(code codes.Code, slow, gone bool) slog.Level {
 	level := codeLevel(code)
+	if gone && code == codes.Unavailable {
+		level = codeLevel(codes.Canceled)
+	}
 	if p.accessLog {
 		level = max(level, slog.LevelInfo)
 	}
