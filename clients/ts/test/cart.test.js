@@ -8,6 +8,7 @@ import { test } from "node:test";
 
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
 
 import { AuthService } from "../gen/tokencart/auth/v1/auth_pb.js";
 import { CartService } from "../gen/tokencart/catalog/v1/cart_pb.js";
@@ -68,7 +69,7 @@ test("register, log in, refresh, and a cart across two replicas", async (t) => {
   assert.equal(read.cart?.lines[0].quantity, 2n);
   assert.equal(read.cart?.version, added.cart?.version);
 
-  await t.test("a bad quantity is INVALID_ARGUMENT naming the field", async () => {
+  await t.test("a bad quantity is INVALID_ARGUMENT with ErrorInfo and BadRequest details", async () => {
     const err = await second.cart
       .addItem({ productId: product.id, quantity: -1n, cartState: read.cartState }, bearer(token))
       .then(
@@ -77,6 +78,23 @@ test("register, log in, refresh, and a cart across two replicas", async (t) => {
       );
     assert.equal(err.code, Code.InvalidArgument, `got ${err.message}`);
     assert.match(err.rawMessage, /quantity/);
+    // The details arrive undecoded (this client has no google.rpc stubs);
+    // protobuf-es's wire reader reads the two messages' fields.
+    const detail = (type) => err.details.find((d) => d.type === type)?.value;
+    const info = detail("google.rpc.ErrorInfo");
+    assert.ok(info, `no google.rpc.ErrorInfo in ${JSON.stringify(err.details.map((d) => d.type))}`);
+    const { 1: reason, 2: domain } = stringFields(info);
+    assert.equal(domain, "tokencart.dev");
+    assert.equal(reason, "FIELD_INVALID");
+    const badRequest = detail("google.rpc.BadRequest");
+    assert.ok(badRequest, "no google.rpc.BadRequest detail");
+    const violations = messages(badRequest, 1).map(stringFields);
+    assert.deepEqual(
+      violations.map((v) => v[1]),
+      ["quantity"],
+      "field violations name the quantity",
+    );
+    assert.ok(violations[0][2], "the violation has a description");
   });
 
   await t.test("no token is UNAUTHENTICATED", async () => {
@@ -86,3 +104,34 @@ test("register, log in, refresh, and a cart across two replicas", async (t) => {
     });
   });
 });
+
+// stringFields returns a message's string fields by field number (the
+// fields of google.rpc.ErrorInfo and FieldViolation read here are strings).
+function stringFields(bytes) {
+  const fields = {};
+  const reader = new BinaryReader(bytes);
+  while (reader.pos < reader.len) {
+    const [no, wireType] = reader.tag();
+    if (wireType === 2 && no !== 3) {
+      fields[no] = reader.string();
+    } else {
+      reader.skip(wireType);
+    }
+  }
+  return fields;
+}
+
+// messages returns the encoded sub-messages in field number no.
+function messages(bytes, no) {
+  const out = [];
+  const reader = new BinaryReader(bytes);
+  while (reader.pos < reader.len) {
+    const [n, wireType] = reader.tag();
+    if (n === no && wireType === 2) {
+      out.push(reader.bytes());
+    } else {
+      reader.skip(wireType);
+    }
+  }
+  return out;
+}
