@@ -31,6 +31,8 @@ type tokenCache struct {
 	entries sync.Map // tokenKey -> *cacheEntry
 	n       atomic.Int64
 	evictMu sync.Mutex // serialises eviction sweeps; never taken on a read
+
+	hits, misses atomic.Int64 // lookups that found a live entry, and not
 }
 
 type cacheEntry struct {
@@ -54,14 +56,25 @@ func (c *tokenCache) get(k tokenKey, now time.Time) (token.Claims, bool) {
 	}
 	v, ok := c.entries.Load(k)
 	if !ok {
+		c.misses.Add(1)
 		return token.Claims{}, false
 	}
 	e := v.(*cacheEntry)
 	if now.UnixNano() >= e.deadline {
 		c.remove(k, e)
+		c.misses.Add(1)
 		return token.Claims{}, false
 	}
+	c.hits.Add(1)
 	return e.claims, true
+}
+
+// lookups returns how many gets found a live entry and how many did not.
+func (c *tokenCache) lookups() (hits, misses int64) {
+	if c == nil {
+		return 0, 0
+	}
+	return c.hits.Load(), c.misses.Load()
 }
 
 // put caches claims for k until deadline. A full cache that cannot be swept

@@ -41,6 +41,9 @@ func TestTokenCache(t *testing.T) {
 	if c.len() != 0 {
 		t.Errorf("expired entry kept: len %d", c.len())
 	}
+	if hits, misses := c.lookups(); hits != 1 || misses != 3 {
+		t.Errorf("lookups: %d hits, %d misses; want 1, 3 (empty, other token, expired)", hits, misses)
+	}
 	c.put(k, claimsFor(1, "k1"), now, now)
 	if c.len() != 0 {
 		t.Error("cached an entry already dead")

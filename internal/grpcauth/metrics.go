@@ -8,6 +8,15 @@ import "github.com/prometheus/client_golang/prometheus"
 // then checks every token by its stale policy).
 func (v *Validator) Collectors() []prometheus.Collector {
 	cs := append(v.guard.Collectors(), v.foreign.collectors()...)
+	lookups := func(result string, pick func(hits, misses int64) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tokencart_auth_token_cache_lookups_total", ConstLabels: prometheus.Labels{"result": result},
+			Help: "Lookups in the caches of checked tokens (local verification, introspection, trusted issuers), by result: hit or miss.",
+		}, func() float64 { return float64(pick(v.cacheLookups())) })
+	}
+	cs = append(cs,
+		lookups("hit", func(h, _ int64) int64 { return h }),
+		lookups("miss", func(_, m int64) int64 { return m }))
 	if v.local == nil {
 		return cs
 	}
@@ -40,6 +49,25 @@ func (v *Validator) Collectors() []prometheus.Collector {
 		counter("tokencart_auth_keyset_fetch_failures_total", "Key-set fetches from authsvc that failed.",
 			func(s Status) int64 { return s.KeyFetchFailures }),
 	)
+}
+
+// cacheLookups sums the hits and misses of v's token caches.
+func (v *Validator) cacheLookups() (hits, misses int64) {
+	caches := []*tokenCache{}
+	if v.local != nil {
+		caches = append(caches, v.local.cache)
+	}
+	if v.intro != nil {
+		caches = append(caches, v.intro.cache)
+	}
+	if v.foreign != nil {
+		caches = append(caches, v.foreign.cache)
+	}
+	for _, c := range caches {
+		h, m := c.lookups()
+		hits, misses = hits+h, misses+m
+	}
+	return hits, misses
 }
 
 func boolValue(b bool) float64 {

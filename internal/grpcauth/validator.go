@@ -25,6 +25,7 @@ type Validator struct {
 	keys    *keySource
 	revs    *revocationFeed
 	local   *localAuthenticator
+	intro   *introspector
 	guard   *Guard
 	foreign *foreignAuthenticator // nil without trusted issuers
 	conn    *grpc.ClientConn      // Dial's, closed by Close; nil from newValidator
@@ -107,7 +108,7 @@ func newValidator(conn grpc.ClientConnInterface, cfg Config) (*Validator, error)
 		return nil, err
 	}
 	if cfg.Mode == ModeRemote {
-		return withForeign(&Validator{Authenticator: intro, guard: guard}, foreign), nil
+		return withForeign(&Validator{Authenticator: intro, intro: intro, guard: guard}, foreign), nil
 	}
 	keys, err := newKeySource(keySourceConfig{Client: auth, Refresh: cfg.KeySetRefresh, Log: cfg.Log})
 	if err != nil {
@@ -133,7 +134,7 @@ func newValidator(conn grpc.ClientConnInterface, cfg Config) (*Validator, error)
 	if err != nil {
 		return nil, err
 	}
-	return withForeign(&Validator{Authenticator: local, keys: keys, revs: revs, local: local, guard: guard}, foreign), nil
+	return withForeign(&Validator{Authenticator: local, keys: keys, revs: revs, local: local, intro: intro, guard: guard}, foreign), nil
 }
 
 // withForeign routes the tokens of trusted foreign issuers away from v's
