@@ -116,7 +116,8 @@ func (x *Product) GetUpdateTime() *timestamppb.Timestamp {
 // ListProductsRequest selects a page of products.
 type ListProductsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// At most this many products (1 to 100; 0 means 20).
+	// At most this many products: 0 means 20, more than 100 means 100
+	// (AIP-158), a negative size is INVALID_ARGUMENT.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// next_page_token of the previous page; empty for the first page.
 	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
@@ -329,7 +330,8 @@ type SearchProductsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Words to match against name, description and category (1 to 256 bytes).
 	Query string `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
-	// At most this many products (1 to 100; 0 means 20).
+	// At most this many products: 0 means 20, more than 100 means 100
+	// (AIP-158), a negative size is INVALID_ARGUMENT.
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// next_page_token of the previous page; empty for the first page.
 	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`

@@ -74,7 +74,8 @@ export declare const ProductSchema: GenMessage<Product>;
  */
 export declare type ListProductsRequest = Message<"tokencart.catalog.v1.ListProductsRequest"> & {
   /**
-   * At most this many products (1 to 100; 0 means 20).
+   * At most this many products: 0 means 20, more than 100 means 100
+   * (AIP-158), a negative size is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -182,7 +183,8 @@ export declare type SearchProductsRequest = Message<"tokencart.catalog.v1.Search
   query: string;
 
   /**
-   * At most this many products (1 to 100; 0 means 20).
+   * At most this many products: 0 means 20, more than 100 means 100
+   * (AIP-158), a negative size is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 2;
    */
