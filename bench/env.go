@@ -151,7 +151,12 @@ func startEnv(ctx context.Context, opts Options, need map[string]bool) (_ *env, 
 	}, []string{"AUTHSVC_SERVICE_CREDENTIALS=" + serviceCredential, "AUTHSVC_REGISTER_ADDRESS_LIMIT=1000000",
 		// The public listener on a free port, not the default :8080 that
 		// `make run` uses.
-		"AUTHSVC_PUBLIC_ADDR=127.0.0.1:0"})
+		"AUTHSVC_PUBLIC_ADDR=127.0.0.1:0",
+		// The login scenario logs in as the same users whose tokens the
+		// other scenarios present, hundreds of times each: at the default
+		// bound of live sessions a login would revoke the session whose
+		// token a later scenario uses.
+		"AUTHSVC_SESSIONS_PER_ACCOUNT=1000000"})
 	if err != nil {
 		return nil, err
 	}
