@@ -40,6 +40,9 @@ type Config struct {
 	// CartOldKeys are comma-separated base64 secrets still accepted for
 	// opening cart_state during a key rotation.
 	CartOldKeys string
+	// CartStateEncoding is what request mode writes into cart_state:
+	// "binary" or "json" (cartstate.ParseEncoding); either is read.
+	CartStateEncoding string
 	// Auth is the connection to authsvc and the token checks
 	// (grpcauth.Dial).
 	Auth grpcauth.Config
@@ -67,6 +70,7 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	fs.StringVar(&c.DSN, "dsn", "var/catalogsvc.db", "store: a SQLite file path shared by the replicas of one host, or a postgres:// URL")
 	fs.StringVar(&c.CartMode, "cart-mode", CartModeStore, "where carts live: store (the database) or request (sealed in each request's cart_state)")
 	fs.StringVar(&c.CartKey, "cart-key", "", "base64 of the 32-byte secret that seals cart_state in request mode; prefer the environment variable to the command line")
+	fs.StringVar(&c.CartStateEncoding, "cart-state-encoding", "binary", "what request mode writes into cart_state: binary, or json while replicas of a release before binary still serve (every replica reads both)")
 	fs.StringVar(&c.CartOldKeys, "cart-old-keys", "", "comma-separated base64 secrets still accepted when opening cart_state, during a key rotation")
 	// Another replica's admin write shows here within --catalog-refresh
 	// (plus one reload, a few milliseconds).
@@ -98,6 +102,9 @@ func (c *Config) Validate() error {
 	case CartModeRequest:
 		if _, _, err := c.cartKeys(); err != nil {
 			errs = append(errs, err)
+		}
+		if _, err := cartstate.ParseEncoding(c.CartStateEncoding); err != nil {
+			errs = append(errs, fmt.Errorf("--cart-state-encoding: %w", err))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("--cart-mode must be %q or %q, got %q", CartModeStore, CartModeRequest, c.CartMode))

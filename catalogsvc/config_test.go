@@ -35,6 +35,7 @@ func TestRegisterFlags(t *testing.T) {
 		"introspect-cache-ttl", "catalog-refresh", "seed", "auth-tls-ca", "auth-tls-cert", "auth-tls-key",
 		"auth-tls-server-name", "rate-limit", "rate-burst", "rate-limit-callers", "service-credential",
 		"trusted-proxy-hops", "revocation-capacity", "auth-failures", "auth-failure-every", "trusted-issuers", "trusted-issuers-ca",
+		"cart-state-encoding",
 	} {
 		if fs.Lookup(name) == nil {
 			t.Errorf("no --%s flag", name)
@@ -92,6 +93,7 @@ func TestConfigValidate(t *testing.T) {
 		{"key too short", []string{"--cart-mode=request", "--cart-key=" + short}},
 		{"bad old key", []string{"--cart-mode=request", "--cart-key=" + secret, "--cart-old-keys=" + secret + "," + short}},
 		{"unknown cart mode", []string{"--cart-mode=memory"}},
+		{"unknown cart state encoding", []string{"--cart-mode=request", "--cart-key=" + secret, "--cart-state-encoding=xml"}},
 		{"unknown auth mode", []string{"--auth-mode=trust"}},
 		{"unknown stale policy", []string{"--stale-policy=accept"}},
 		{"negative cache", []string{"--token-cache-size=-1"}},

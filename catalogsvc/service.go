@@ -102,7 +102,11 @@ func New(ctx context.Context, cfg Config, store Store, validator *grpcauth.Valid
 		if err != nil {
 			return nil, err
 		}
-		s.carts = cartstate.NewCarts(sealer)
+		enc, err := cartstate.ParseEncoding(cfg.CartStateEncoding)
+		if err != nil {
+			return nil, err
+		}
+		s.carts = cartstate.NewCarts(sealer, enc)
 	default:
 		s.carts = storeCarts{store: store}
 	}

@@ -2,7 +2,6 @@ package cartstate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -27,12 +26,16 @@ var ErrInvalidCart = errors.New("cart state: does not hold a valid cart")
 // decided by cart.Decide. A client may send an older blob of its own again
 // (that is its own cart, as it was); it can never forge, read or use
 // another user's.
-type Carts struct{ sealer *Sealer }
+type Carts struct {
+	sealer *Sealer
+	enc    Encoding
+}
 
-// NewCarts returns the request-carried carts sealed by sealer.
-func NewCarts(sealer *Sealer) Carts { return Carts{sealer: sealer} }
+// NewCarts returns the request-carried carts sealed by sealer, written in
+// enc (read in either).
+func NewCarts(sealer *Sealer, enc Encoding) Carts { return Carts{sealer: sealer, enc: enc} }
 
-// payload is the sealed content, as compact JSON.
+// payload is the sealed content, in an Encoding (encoding.go).
 type payload struct {
 	Version  int64       `json:"v"`
 	Time     int64       `json:"t,omitempty"` // unix microseconds
@@ -96,8 +99,8 @@ func (c Carts) open(owner string, state []byte) (payload, bool, error) {
 	if err != nil {
 		return payload{}, false, err
 	}
-	var p payload
-	if err := json.Unmarshal(plain, &p); err != nil {
+	p, err := unmarshalPayload(plain)
+	if err != nil {
 		return payload{}, false, fmt.Errorf("%w: %w", ErrInvalidCart, err)
 	}
 	// Authentic blobs are ours, but check anyway: a bug or a leaked key must
@@ -116,7 +119,7 @@ func (c Carts) open(owner string, state []byte) (payload, bool, error) {
 // is what it takes to stay under the size limit.
 func (c Carts) seal(owner string, p payload) ([]byte, error) {
 	for {
-		plain, err := json.Marshal(p)
+		plain, err := c.enc.marshal(p)
 		if err != nil {
 			return nil, err
 		}

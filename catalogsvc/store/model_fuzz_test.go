@@ -198,7 +198,7 @@ func FuzzCartModel(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	rc := cartstate.NewCarts(sealer)
+	rc := cartstate.NewCarts(sealer, cartstate.Binary)
 	var inputs atomic.Int64
 	now := time.Now()
 
