@@ -167,6 +167,21 @@ BENCH_FLAGS ?=
 bench: ## Load benchmarks against real processes (about 4 minutes); bench/RESULTS.md records a run.
 	go run ./bench/cmd/tokencart-bench -capacity-plot bench/capacity.svg $(BENCH_FLAGS)
 
+# The A/B run of issue 13: the whole bench plus floor-b, getcart-b and
+# getproduct-b on catalogsvc built at AB_BASE, with bench/ab/AB_BASE.patch
+# applied (the service credential the current authsvc's revocation feed
+# requires, and nothing else).
+AB_BASE ?= b6d436e
+
+.PHONY: bench-ab
+bench-ab: ## make bench plus an A/B of catalogsvc against the build at AB_BASE (about 5 minutes).
+	@set -e; tmp=$$(mktemp -d); trap 'git worktree remove --force '$$tmp'/src 2>/dev/null || true; rm -rf '$$tmp EXIT; \
+	git worktree add --quiet --detach $$tmp/src $(AB_BASE); \
+	git -C $$tmp/src apply $(CURDIR)/bench/ab/$(AB_BASE).patch; \
+	(cd $$tmp/src && go build -o $$tmp/bin/ ./cmd/catalogsvc); \
+	go run ./bench/cmd/tokencart-bench -capacity-plot bench/capacity.svg \
+		-variant-bin $$tmp/bin -variant-env CATALOGSVC_ISSUER=http://127.0.0.1:8080 $(BENCH_FLAGS)
+
 .PHONY: abuse
 abuse: ## Abuse scenario (about 2 minutes): refresh churn, anonymous feed calls, forged tokens vs memory, store and latency goals.
 	go run ./bench/cmd/tokencart-abuse $(ABUSE_FLAGS)
