@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
+	"time"
 )
 
 // CapacityModel projects what a design sustains past one machine from the
@@ -21,17 +23,29 @@ import (
 //     network cost that one machine does not show, and authsvc is off the
 //     hot path (tokens are verified locally; it serves key sets and the
 //     revocation feed, whose cost does not grow with calls);
-//   - the clients and the network are not the limit.
+//   - the clients are not the limit, and the network only where a design
+//     says so: a design with a round trip to PostgreSQL (RoundTripUS) holds
+//     one of the replica's PoolConns connections for that round trip plus
+//     PostgreSQL's time per call, so a replica serves at most PoolConns
+//     such calls at once, however idle its cores (Little's law).
 type CapacityModel struct {
 	ReplicaCores  float64
 	PostgresCores float64
 	Utilization   float64
 	MaxReplicas   int
+	// PoolConns is a replica's PostgreSQL pool size.
+	PoolConns int
+	// PostgresDistances are the one-way latencies to PostgreSQL at which
+	// the designs that reach it are projected again (network-hop rows).
+	PostgresDistances []time.Duration
 }
 
 // DefaultCapacityModel is the model the report uses: two-core replicas, a
-// 16-core PostgreSQL, 70 % utilisation, up to 64 replicas.
-var DefaultCapacityModel = CapacityModel{ReplicaCores: 2, PostgresCores: 16, Utilization: 0.7, MaxReplicas: 64}
+// 16-core PostgreSQL, 70 % utilisation, up to 64 replicas, the services'
+// default pool of 8 connections (internal/sqldb), and PostgreSQL also
+// 0.5 ms and 2 ms away each way (the distances of -pg-latency's table).
+var DefaultCapacityModel = CapacityModel{ReplicaCores: 2, PostgresCores: 16, Utilization: 0.7, MaxReplicas: 64,
+	PoolConns: 8, PostgresDistances: []time.Duration{500 * time.Microsecond, 2 * time.Millisecond}}
 
 // Design is one way of serving a call, by its measured CPU per call on
 // each tier, in microseconds.
@@ -39,6 +53,10 @@ type Design struct {
 	Name, Scenario string
 	ReplicaUS      float64 // the serving process
 	PostgresUS     float64 // PostgreSQL, the shared tier; 0: none
+	// RoundTripUS is the network round trip of the call's one statement
+	// to PostgreSQL, during which it holds a pool connection; 0: none
+	// modelled (PostgreSQL at the measured, loopback distance).
+	RoundTripUS float64
 }
 
 // DesignCapacity is a design's projection.
@@ -64,6 +82,9 @@ func (m CapacityModel) Project(designs []Design) []DesignCapacity {
 		c := DesignCapacity{Design: d, Ceiling: math.Inf(1)}
 		if d.ReplicaUS > 0 {
 			c.PerReplica = m.ReplicaCores * m.Utilization * 1e6 / d.ReplicaUS
+		}
+		if d.RoundTripUS > 0 && m.PoolConns > 0 {
+			c.PerReplica = math.Min(c.PerReplica, float64(m.PoolConns)*1e6/(d.RoundTripUS+d.PostgresUS))
 		}
 		if d.PostgresUS > 0 {
 			c.Ceiling = m.PostgresCores * m.Utilization * 1e6 / d.PostgresUS
@@ -105,25 +126,46 @@ func capacityDesigns(rep *Report) []Design {
 		}
 		out = append(out, c)
 	}
+	return withDistances(out, DefaultCapacityModel.PostgresDistances)
+}
+
+// withDistances adds, for each design that reaches PostgreSQL, one at each
+// of the one-way distances.
+func withDistances(designs []Design, distances []time.Duration) []Design {
+	out := designs
+	for _, dist := range distances {
+		for _, d := range designs {
+			if d.PostgresUS <= 0 {
+				continue
+			}
+			d.Name = fmt.Sprintf("%s, PostgreSQL %v away each way", d.Name, dist)
+			d.RoundTripUS = 2 * float64(dist.Microseconds())
+			out = append(out, d)
+		}
+	}
 	return out
 }
 
 // TokensOverSessions is how many times the calls a second of tokens
-// (request mode) are those of sessions at n replicas.
+// (request mode) are those of sessions (PostgreSQL at the measured
+// distance) at n replicas.
 func TokensOverSessions(caps []DesignCapacity, n int) (float64, bool) {
-	var tokens, sessions *DesignCapacity
-	for i := range caps {
-		switch caps[i].Scenario {
-		case ScGetCart:
-			tokens = &caps[i]
-		case ScGetCartSession:
-			sessions = &caps[i]
+	for _, c := range caps {
+		if c.Scenario == ScGetCartSession && c.RoundTripUS == 0 {
+			return tokensOver(caps, c, n)
 		}
 	}
-	if tokens == nil || sessions == nil || n < 1 || n > len(tokens.Throughput) || sessions.Throughput[n-1] == 0 {
+	return 0, false
+}
+
+// tokensOver is how many times the calls a second of tokens (request
+// mode) are those of the design sessions at n replicas.
+func tokensOver(caps []DesignCapacity, sessions DesignCapacity, n int) (float64, bool) {
+	i := slices.IndexFunc(caps, func(c DesignCapacity) bool { return c.Scenario == ScGetCart })
+	if i < 0 || n < 1 || n > len(caps[i].Throughput) || n > len(sessions.Throughput) || sessions.Throughput[n-1] == 0 {
 		return 0, false
 	}
-	return tokens.Throughput[n-1] / sessions.Throughput[n-1], true
+	return caps[i].Throughput[n-1] / sessions.Throughput[n-1], true
 }
 
 // writeCapacity writes the model's assumptions and table.
@@ -156,17 +198,29 @@ func writeCapacity(w io.Writer, m CapacityModel, caps []DesignCapacity, plotPath
 		fmt.Fprintf(w, "| %s | %.1f | %.1f | %.0f | %s | %s | %s | %s | %s |\n",
 			c.Name, c.ReplicaUS, c.PostgresUS, c.PerReplica, ceiling, sat, at(c, 8), at(c, 32), at(c, 64))
 	}
+	fmt.Fprintln(w)
 	for _, c := range caps {
-		if c.Scenario != ScGetCartSession || c.SaturatesAt == 0 {
+		if c.Scenario != ScGetCartSession {
 			continue
 		}
-		n := min(c.SaturatesAt, m.MaxReplicas)
-		if f, ok := TokensOverSessions(caps, n); ok {
-			fmt.Fprintf(w, "\nSessions saturate PostgreSQL at %d replicas (%.0f calls/s); there tokens (request mode) sustain %.1f× as much", c.SaturatesAt, c.Ceiling, f)
-			if f64, ok := TokensOverSessions(caps, m.MaxReplicas); ok {
-				fmt.Fprintf(w, ", and %.1f× at %d replicas, where only the replicas limit them", f64, m.MaxReplicas)
-			}
-			fmt.Fprintln(w, ".")
+		name := "Sessions"
+		if c.RoundTripUS > 0 {
+			name = fmt.Sprintf("Sessions %v from PostgreSQL (%.0f calls/s per replica: %d pooled connections held %.0f µs each)",
+				time.Duration(c.RoundTripUS/2)*time.Microsecond, c.PerReplica, m.PoolConns, c.RoundTripUS+c.PostgresUS)
 		}
+		last, lastOK := tokensOver(caps, c, m.MaxReplicas)
+		if !lastOK {
+			continue
+		}
+		if c.SaturatesAt > 0 && c.SaturatesAt <= m.MaxReplicas {
+			if f, ok := tokensOver(caps, c, c.SaturatesAt); ok {
+				fmt.Fprintf(w, "%s saturate PostgreSQL at %d replicas (%.0f calls/s); there tokens (request mode) sustain %.1f× as much, and ",
+					name, c.SaturatesAt, c.Ceiling, f)
+			}
+		} else {
+			fmt.Fprintf(w, "%s do not saturate PostgreSQL within %d replicas; tokens (request mode) sustain ", name, m.MaxReplicas)
+		}
+		fmt.Fprintf(w, "%.1f× as much at %d replicas, where only the replicas limit tokens", last, m.MaxReplicas)
+		fmt.Fprintln(w, ".")
 	}
 }

@@ -56,6 +56,31 @@ func TestCapacityProject(t *testing.T) {
 	}
 }
 
+// TestCapacityRoundTrip: a design with a round trip to PostgreSQL is held
+// to its pool: 8 connections each held 3 900 + 100 µs serve 2 000 calls/s,
+// under the 10 000 its cores allow; PostgreSQL's ceiling does not move.
+func TestCapacityRoundTrip(t *testing.T) {
+	t.Parallel()
+	m := CapacityModel{ReplicaCores: 2, PostgresCores: 10, Utilization: 0.5, MaxReplicas: 40, PoolConns: 8}
+	caps := m.Project([]Design{
+		{Name: "tokens", Scenario: ScGetCart, ReplicaUS: 50},
+		{Name: "sessions", Scenario: ScGetCartSession, ReplicaUS: 100, PostgresUS: 100},
+		{Name: "sessions far", Scenario: ScGetCartSession, ReplicaUS: 100, PostgresUS: 100, RoundTripUS: 3900},
+	})
+	far := caps[2]
+	if far.PerReplica != 2000 || far.Ceiling != 50000 || far.SaturatesAt != 25 || far.Throughput[9] != 20000 {
+		t.Fatalf("far sessions: per replica %v, ceiling %v, saturates at %d, 10 replicas %v; want 2000, 50000, 25, 20000",
+			far.PerReplica, far.Ceiling, far.SaturatesAt, far.Throughput[9])
+	}
+	// TokensOverSessions compares with the sessions at loopback distance.
+	if got, ok := TokensOverSessions(caps, 10); !ok || got != 4 {
+		t.Fatalf("tokens / sessions at 10 replicas = %v, %v; want 4 (the near sessions)", got, ok)
+	}
+	if got, ok := tokensOver(caps, far, 10); !ok || got != 10 {
+		t.Fatalf("tokens / far sessions at 10 replicas = %v, %v; want 10", got, ok)
+	}
+}
+
 // TestCapacityReport: the report's designs come from its scenarios'
 // medians, the table and the plot are written, and a run without those
 // scenarios writes neither table nor error.
@@ -68,8 +93,11 @@ func TestCapacityReport(t *testing.T) {
 		{Name: ScFloor, Median: Round{ServerCPU: 25}},
 	}}
 	caps := rep.Capacity()
-	if len(caps) != 3 || caps[0].PostgresUS != 0 || caps[1].Scenario != ScAddItemPostgres || caps[1].PostgresUS != 85 {
-		t.Fatalf("designs %+v, want getcart, additem-postgres, getcart-session from the medians", caps)
+	// Three designs from the medians, then the two that reach PostgreSQL
+	// again at each of the model's two distances.
+	if len(caps) != 7 || caps[0].PostgresUS != 0 || caps[1].Scenario != ScAddItemPostgres || caps[1].PostgresUS != 85 ||
+		caps[6].Scenario != ScGetCartSession || caps[6].RoundTripUS != 4000 {
+		t.Fatalf("designs %+v, want getcart, additem-postgres, getcart-session from the medians, then at 0.5 ms and 2 ms", caps)
 	}
 	path := filepath.Join(t.TempDir(), "capacity.svg")
 	if err := WriteCapacityPlot(path, DefaultCapacityModel, caps); err != nil {
@@ -80,7 +108,13 @@ func TestCapacityReport(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	writeCapacity(&buf, DefaultCapacityModel, caps, "capacity.svg")
-	for _, want := range []string{"| tokens, request mode (GetCart) | 40.0 | 0.0 | 35000 | none | never", "Sessions saturate PostgreSQL at"} {
+	for _, want := range []string{
+		"| tokens, request mode (GetCart) | 40.0 | 0.0 | 35000 | none | never",
+		"Sessions saturate PostgreSQL at",
+		// 8 connections held 4 000 + 60 µs: 1970 calls/s per replica.
+		"| sessions: a PostgreSQL lookup per call (GetCart), PostgreSQL 2ms away each way | 45.0 | 60.0 | 1970 |",
+		"Sessions 2ms from PostgreSQL (1970 calls/s per replica: 8 pooled connections held 4060 µs each) do not saturate PostgreSQL within 64 replicas; tokens (request mode) sustain",
+	} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
 		}

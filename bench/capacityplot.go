@@ -16,9 +16,15 @@ func WriteCapacityPlot(path string, m CapacityModel, caps []DesignCapacity) erro
 	p.Title.Text = fmt.Sprintf("Sustainable calls/s vs replicas (%g-core replicas, %g-core PostgreSQL, %.0f %% utilisation)",
 		m.ReplicaCores, m.PostgresCores, m.Utilization*100)
 	p.X.Label.Text = "replicas"
-	p.Y.Label.Text = "calls/s"
+	p.Y.Label.Text = "calls/s (log scale)"
+	// Request mode grows to a million calls a second while the designs
+	// bound by PostgreSQL stay in the tens of thousands: on a linear axis
+	// they would lie flat on the floor.
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Add(plotter.NewGrid())
-	p.Legend.Top, p.Legend.Left = true, true
+	// Bottom right: on the log axis, below the PostgreSQL-bound lines.
+	p.Legend.Top, p.Legend.Left = false, false
 	for i, c := range caps {
 		pts := make(plotter.XYs, len(c.Throughput))
 		for n, v := range c.Throughput {
@@ -34,7 +40,7 @@ func WriteCapacityPlot(path string, m CapacityModel, caps []DesignCapacity) erro
 		p.Add(line)
 		p.Legend.Add(c.Name, line)
 	}
-	if err := p.Save(9*vg.Inch, 5*vg.Inch, path); err != nil {
+	if err := p.Save(9*vg.Inch, 6*vg.Inch, path); err != nil {
 		return fmt.Errorf("capacity plot: %w", err)
 	}
 	return nil
