@@ -2,7 +2,6 @@ package serve
 
 import (
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -33,16 +32,8 @@ func (s *Server) newAdminServer(reg *prometheus.Registry, enablePprof bool, rout
 			return nil, err
 		}
 	}
-	return &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		// Above pprof's default 30s CPU profile.
-		WriteTimeout:   60 * time.Second,
-		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 64 << 10,
-		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}, nil
+	// The write timeout is above pprof's default 30s CPU profile.
+	return s.newHTTPServer(mux, 60*time.Second, 64<<10), nil
 }
 
 // handle registers r, turning ServeMux's panic on a bad or clashing pattern
