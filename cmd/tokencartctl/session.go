@@ -19,12 +19,19 @@ func (a *app) auth() (authv1.AuthServiceClient, error) {
 	return authv1.NewAuthServiceClient(conn), nil
 }
 
-func (a *app) register(ctx context.Context, email string) error {
+// authWithPassword reads the password, then returns the authsvc client
+// to present it to.
+func (a *app) authWithPassword() (authv1.AuthServiceClient, string, error) {
 	pw, err := a.password()
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	auth, err := a.auth()
+	return auth, pw, err
+}
+
+func (a *app) register(ctx context.Context, email string) error {
+	auth, pw, err := a.authWithPassword()
 	if err != nil {
 		return err
 	}
@@ -36,11 +43,7 @@ func (a *app) register(ctx context.Context, email string) error {
 }
 
 func (a *app) login(ctx context.Context, email string) error {
-	pw, err := a.password()
-	if err != nil {
-		return err
-	}
-	auth, err := a.auth()
+	auth, pw, err := a.authWithPassword()
 	if err != nil {
 		return err
 	}
