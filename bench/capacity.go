@@ -75,8 +75,11 @@ type DesignCapacity struct {
 }
 
 // Project returns the capacity of each design for 1 to m.MaxReplicas
-// replicas: the least of what the replicas and the shared tier sustain.
+// replicas: the least of what the replicas and the shared tier sustain;
+// then of each design that reaches PostgreSQL again at each of
+// m.PostgresDistances.
 func (m CapacityModel) Project(designs []Design) []DesignCapacity {
+	designs = withDistances(designs, m.PostgresDistances)
 	out := make([]DesignCapacity, 0, len(designs))
 	for _, d := range designs {
 		c := DesignCapacity{Design: d, Ceiling: math.Inf(1)}
@@ -126,13 +129,13 @@ func capacityDesigns(rep *Report) []Design {
 		}
 		out = append(out, c)
 	}
-	return withDistances(out, DefaultCapacityModel.PostgresDistances)
+	return out
 }
 
 // withDistances adds, for each design that reaches PostgreSQL, one at each
 // of the one-way distances.
 func withDistances(designs []Design, distances []time.Duration) []Design {
-	out := designs
+	out := slices.Clone(designs)
 	for _, dist := range distances {
 		for _, d := range designs {
 			if d.PostgresUS <= 0 {
