@@ -163,9 +163,12 @@ vulncheck: ## govulncheck every module, offline (CI runs it).
 
 BENCH_FLAGS ?=
 
+# The load benchmark as make bench and make bench-ab run it.
+BENCH = go run ./bench/cmd/tokencart-bench -capacity-plot bench/capacity.svg
+
 .PHONY: bench
 bench: ## Load benchmarks against real processes (about 4 minutes); bench/RESULTS.md records a run.
-	go run ./bench/cmd/tokencart-bench -capacity-plot bench/capacity.svg $(BENCH_FLAGS)
+	$(BENCH) $(BENCH_FLAGS)
 
 # The A/B run of issue 13: the whole bench plus floor-b, getcart-b and
 # getproduct-b on catalogsvc built at AB_BASE, with bench/ab/AB_BASE.patch
@@ -179,8 +182,7 @@ bench-ab: ## make bench plus an A/B of catalogsvc against the build at AB_BASE (
 	git worktree add --quiet --detach $$tmp/src $(AB_BASE); \
 	git -C $$tmp/src apply $(CURDIR)/bench/ab/$(AB_BASE).patch; \
 	(cd $$tmp/src && go build -o $$tmp/bin/ ./cmd/catalogsvc); \
-	go run ./bench/cmd/tokencart-bench -capacity-plot bench/capacity.svg \
-		-variant-bin $$tmp/bin -variant-env CATALOGSVC_ISSUER=http://127.0.0.1:8080 $(BENCH_FLAGS)
+	$(BENCH) -variant-bin $$tmp/bin -variant-env CATALOGSVC_ISSUER=http://127.0.0.1:8080 $(BENCH_FLAGS)
 
 .PHONY: abuse
 abuse: ## Abuse scenario (about 2 minutes): refresh churn, anonymous feed calls, forged tokens vs memory, store and latency goals.
